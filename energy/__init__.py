@@ -1,0 +1,1 @@
+"""Energy estimation of SNNs against their ANN counterparts (issue 5)."""

@@ -1,0 +1,1 @@
+"""Export of trained FSVEs to NIR, fixed-point simulation and Lava (issues 6-7)."""

@@ -1,0 +1,1 @@
+"""Spike-camera data layer: camera model, SpikeCV .dat files, reconstruction, datasets."""

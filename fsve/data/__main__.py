@@ -1,0 +1,194 @@
+"""``python -m fsve.data synth|convert|show|info``: the data layer from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"240x320"`` -> ``(240, 320)`` (height x width)."""
+    try:
+        h, w = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 240x320, got {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return h, w
+
+
+def save_png(path: Path, image: np.ndarray) -> None:
+    """Write a uint8 ``[H, W]`` image as PNG, atomically."""
+    import os
+    import tempfile
+
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        Image.fromarray(image).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from fsve.data.synth import SynthConfig, generate_dataset
+
+    h, w = args.size
+    config = SynthConfig(
+        height=h,
+        width=w,
+        frames=args.frames,
+        seed=args.seed,
+        domain=args.domain,
+        train_per_class=args.train,
+        val_per_class=args.val,
+        test_per_class=args.test,
+    )
+    generate_dataset(args.out, config, progress=not args.quiet, overwrite=args.overwrite)
+    print(f"dataset in {args.out}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from fsve.data.video import convert_video
+
+    info = convert_video(
+        args.video,
+        args.out,
+        upsample=args.upsample,
+        size=args.size,
+        interpolation=args.interpolation,
+        threshold=args.threshold,
+        seed=args.seed,
+        max_frames=args.max_frames,
+        progress=not args.quiet,
+    )
+    print(
+        f"{info['output']}: {info['spike_frames']} spike frames of {info['height']}x"
+        f"{info['width']} from {info['source_frames']} video frames, mean firing rate"
+        f" {info['mean_rate']:.4f}"
+    )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from fsve.data.dat import count_frames, read_dat
+    from fsve.data.recon import tfi, tfp
+
+    h, w = args.size
+    total = count_frames(args.dat, h, w)
+    if not 0 <= args.t < total:
+        raise ValueError(f"{args.dat}: frame {args.t} is outside its {total} frames")
+    half = args.half_window
+    start, stop = max(0, args.t - half), min(total, args.t + half + 1)
+    spikes = read_dat(args.dat, h, w, start, stop)
+    if args.method == "tfi":
+        image = tfi(spikes, args.t - start, half_window=half, threshold=args.threshold)
+    else:
+        image = tfp(spikes, args.t - start, half_window=half, threshold=args.threshold)
+    out = args.out or Path(args.dat).with_suffix(f".{args.method}{args.t}.png")
+    save_png(Path(out), image)
+    print(f"{out}: {args.method.upper()} of frame {args.t}, mean {image.mean():.1f}/255")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from fsve.data.dat import count_frames
+    from fsve.data.manifest import read_manifest
+
+    target = Path(args.path)
+    if target.is_dir():
+        table = read_manifest(target)
+        print(f"{target}: {len(table)} samples, {table['label'].nunique()} classes")
+        counts = table.groupby(["split", "class_name"]).size().unstack(fill_value=0)
+        print(counts.to_string())
+        sizes = table.groupby(["height", "width", "frames"]).size()
+        for (h, w, n), k in sizes.items():
+            print(f"  {k} samples of {n} frames at {h}x{w}")
+        return 0
+    if args.size is None:
+        raise ValueError(
+            f"{target}: a .dat file has no header; give its frame size with --size HxW"
+        )
+    h, w = args.size
+    n = count_frames(target, h, w)
+    print(f"{target}: {n} frames of {h}x{w} ({target.stat().st_size} bytes)")
+    if args.rate:
+        from fsve.data.dat import read_dat
+
+        rates = [read_dat(target, h, w, s, min(n, s + 1000)).mean() for s in range(0, n, 1000)]
+        print(f"  mean firing rate {np.mean(rates):.4f} spikes/pixel/frame")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fsve.data", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="generate the built-in synthetic action dataset")
+    p.add_argument("--out", type=Path, default=Path("data/synth"), help="dataset folder")
+    p.add_argument("--size", type=parse_size, default=(64, 64), help="HxW (default 64x64)")
+    p.add_argument("--frames", type=int, default=250, help="spike frames per sample")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--domain",
+        choices=["sim", "real"],
+        default="sim",
+        help="'real': sparser, local motion, sensor line noise (few-shot domain)",
+    )
+    p.add_argument("--train", type=int, default=40, help="train samples per class")
+    p.add_argument("--val", type=int, default=10, help="validation samples per class")
+    p.add_argument("--test", type=int, default=10, help="test samples per class")
+    p.add_argument("--overwrite", action="store_true", help="regenerate even if present")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("convert", help="convert a video file (mp4/avi) to a .dat spike stream")
+    p.add_argument("video", type=Path)
+    p.add_argument("out", type=Path, help="output .dat file")
+    p.add_argument("--upsample", type=int, default=10, help="frame-rate expansion (x10, x50)")
+    p.add_argument("--size", type=parse_size, default=None, help="HxW after centre-crop+resize")
+    p.add_argument("--interpolation", choices=["flow", "linear"], default="flow")
+    p.add_argument("--threshold", type=float, default=5.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-frames", type=int, default=None, help="source frames to read")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("show", help="write a PNG reconstruction of frame t of a .dat file")
+    p.add_argument("dat", type=Path)
+    p.add_argument("--size", type=parse_size, required=True, help="frame size HxW")
+    p.add_argument("-t", type=int, default=0, help="frame index")
+    p.add_argument("--method", choices=["tfi", "tfp"], default="tfi")
+    p.add_argument("--half-window", type=int, default=20, help="frames searched each side")
+    p.add_argument("--threshold", type=float, default=5.0, help="camera threshold (1: SpikeCV raw)")
+    p.add_argument("--out", type=Path, default=None, help="PNG path")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("info", help="describe a .dat file or a dataset folder")
+    p.add_argument("path", type=Path)
+    p.add_argument("--size", type=parse_size, default=None, help="frame size HxW for a .dat")
+    p.add_argument("--rate", action="store_true", help="also compute the mean firing rate")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

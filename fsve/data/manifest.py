@@ -1,0 +1,118 @@
+"""Dataset folders: ``manifest.csv`` plus one SpikeCV ``.dat`` file per sample.
+
+The same format holds the built-in synthetic dataset and real data: a user with SpikeCV files
+writes a manifest with these columns and every command downstream works.
+
+=========== ============================================================
+column      meaning
+=========== ============================================================
+path        ``.dat`` file, relative to the folder (or absolute)
+split       ``train``, ``val`` or ``test``
+label       integer class index, 0-based
+class_name  class name used in prompts ("drifting left")
+caption     natural-language description of this sample
+height      frame height in pixels
+width       frame width in pixels
+frames      number of spike frames in the file
+=========== ============================================================
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+MANIFEST_NAME = "manifest.csv"
+COLUMNS = ("path", "split", "label", "class_name", "caption", "height", "width", "frames")
+SPLITS = ("train", "val", "test")
+INT_COLUMNS = ("label", "height", "width", "frames")
+
+
+def write_manifest(folder: str | os.PathLike, rows: Iterable[Mapping[str, object]]) -> Path:
+    """Write ``rows`` (dicts with :data:`COLUMNS`) to ``folder/manifest.csv`` atomically."""
+    folder = Path(folder)
+    table = pd.DataFrame(list(rows))
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"manifest rows lack the columns {missing}; expected {list(COLUMNS)}")
+    table = table[list(COLUMNS)]
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / MANIFEST_NAME
+    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".csv", dir=folder)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            table.to_csv(f, index=False)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read_manifest(folder: str | os.PathLike, check_files: bool = True) -> pd.DataFrame:
+    """Read and validate ``folder/manifest.csv``.
+
+    Returns the table with an extra ``file`` column (absolute path). Raises
+    ``FileNotFoundError`` or ``ValueError`` with a one-line message naming the file, the row and
+    the problem: missing columns, unknown splits, bad sizes, missing or wrongly sized files.
+    """
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no manifest; a dataset folder needs {MANIFEST_NAME}")
+    try:
+        table = pd.read_csv(path, dtype={"caption": str, "class_name": str, "path": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: unreadable CSV ({err})") from None
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}; expected {list(COLUMNS)}")
+    if table.empty:
+        raise ValueError(f"{path}: the manifest has no samples")
+    for col in INT_COLUMNS:
+        values = pd.to_numeric(table[col], errors="coerce")
+        bad = values.isna() | (values != values.round())
+        if bad.any():
+            row = int(bad.idxmax())
+            raise ValueError(f"{path}: row {row + 2}: {col}={table[col][row]!r} is not an integer")
+        table[col] = values.astype(int)
+    unknown = sorted(set(table["split"]) - set(SPLITS))
+    if unknown:
+        row = int((~table["split"].isin(SPLITS)).idxmax())
+        raise ValueError(
+            f"{path}: row {row + 2}: unknown split {unknown[0]!r}; expected one of {list(SPLITS)}"
+        )
+    for col, low in (("label", 0), ("height", 1), ("width", 1), ("frames", 1)):
+        if (table[col] < low).any():
+            row = int((table[col] < low).idxmax())
+            raise ValueError(f"{path}: row {row + 2}: {col}={table[col][row]} must be >= {low}")
+    odd = (table["height"] * table["width"]) % 8 != 0
+    if odd.any():
+        row = int(odd.idxmax())
+        raise ValueError(
+            f"{path}: row {row + 2}: H*W = {table['height'][row]}x{table['width'][row]}"
+            " is not a multiple of 8, which the .dat layout needs"
+        )
+    names = table.groupby("label")["class_name"].nunique()
+    if (names > 1).any():
+        label = int(names.idxmax())
+        raise ValueError(f"{path}: label {label} has several class names; one per label")
+    table["file"] = [str(p if Path(p).is_absolute() else folder / p) for p in table["path"]]
+    if check_files:
+        for row, (file, h, w, n) in enumerate(
+            zip(table["file"], table["height"], table["width"], table["frames"], strict=True)
+        ):
+            if not Path(file).is_file():
+                raise FileNotFoundError(f"{path}: row {row + 2}: missing spike file {file}")
+            size = Path(file).stat().st_size
+            expected = n * h * w // 8
+            if size != expected:
+                raise ValueError(
+                    f"{path}: row {row + 2}: {file} has {size} bytes, expected {expected}"
+                    f" for {n} frames of {h}x{w}"
+                )
+    return table
