@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("data/synth"), help="dataset folder")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train", type=int, default=40, help="train samples per class")
+    parser.add_argument("--val", type=int, default=10, help="validation samples per class")
+    parser.add_argument("--test", type=int, default=10, help="test samples per class")
     args = parser.parse_args(argv)
 
     from fsve.data.__main__ import save_png
@@ -56,7 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     from fsve.data.synth import SynthConfig, generate_dataset
 
     started = time.perf_counter()
-    config = SynthConfig(seed=args.seed)
+    config = SynthConfig(
+        seed=args.seed,
+        train_per_class=args.train,
+        val_per_class=args.val,
+        test_per_class=args.test,
+    )
     generate_dataset(args.data, config, progress=True)
     generation_s = time.perf_counter() - started
     table = read_manifest(args.data)

@@ -65,6 +65,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         args.out,
         upsample=args.upsample,
         size=args.size,
+        crop=args.crop,
         interpolation=args.interpolation,
         threshold=args.threshold,
         seed=args.seed,
@@ -72,9 +73,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     print(
-        f"{info['output']}: {info['spike_frames']} spike frames of {info['height']}x"
+        f"{info['path']}: {info['spike_frames']} spike frames of {info['height']}x"
         f"{info['width']} from {info['source_frames']} video frames, mean firing rate"
-        f" {info['mean_rate']:.4f}"
+        f" {info['mean_firing_rate']:.4f}"
     )
     return 0
 
@@ -156,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path, help="output .dat file")
     p.add_argument("--upsample", type=int, default=10, help="frame-rate expansion (x10, x50)")
     p.add_argument("--size", type=parse_size, default=None, help="HxW after centre-crop+resize")
+    p.add_argument(
+        "--crop",
+        choices=["resize", "center"],
+        default="resize",
+        help="resize: centre-crop to the target aspect, then rescale; center: crop only",
+    )
     p.add_argument("--interpolation", choices=["flow", "linear"], default="flow")
     p.add_argument("--threshold", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
