@@ -10,11 +10,13 @@ import numpy as np
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``"240x320"`` -> ``(240, 320)`` (height x width)."""
+    """argparse type for ``"240x320"`` -> ``(240, 320)`` (height x width)."""
+    from fsve.data.synth import parse_size as parse
+
     try:
-        h, w = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 240x320, got {text!r}") from None
+        h, w = parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
     if h <= 0 or w <= 0:
         raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
     return h, w
@@ -47,12 +49,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
         width=w,
         frames=args.frames,
         seed=args.seed,
+        threshold=args.threshold,
         domain=args.domain,
         train_per_class=args.train,
         val_per_class=args.val,
         test_per_class=args.test,
     )
-    generate_dataset(args.out, config, progress=not args.quiet, overwrite=args.overwrite)
+    generate_dataset(
+        args.out, config, progress=not args.quiet, overwrite=args.overwrite, workers=args.workers
+    )
     print(f"dataset in {args.out}")
     return 0
 
@@ -148,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", type=int, default=40, help="train samples per class")
     p.add_argument("--val", type=int, default=10, help="validation samples per class")
     p.add_argument("--test", type=int, default=10, help="test samples per class")
+    p.add_argument("--threshold", type=float, default=5.0, help="camera threshold theta")
+    p.add_argument("--workers", type=int, default=1, help="processes (output is identical)")
     p.add_argument("--overwrite", action="store_true", help="regenerate even if present")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_synth)
@@ -192,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

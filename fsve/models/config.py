@@ -1,0 +1,396 @@
+"""Frozen dataclass configs for the models, their presets and plain-dict round trips.
+
+The config alone rebuilds a model (checkpoint contract), so everything that fixes a parameter
+shape is a field here, including the text vocabulary size (copied from the tokenizer with
+:func:`with_vocab_size`). Nothing in this module imports torch.
+
+``config_to_dict`` / ``config_from_dict`` work for any (nested) frozen dataclass of ints, floats,
+bools, strings and tuples, so later configs (the FSVE student's) reuse them. Keys a dataclass does
+not know raise ``ValueError`` naming the key; missing keys take the field's default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+__all__ = [
+    "COMPONENTS",
+    "TeacherConfig",
+    "TextConfig",
+    "attnpool_grid",
+    "channel_allocation",
+    "config_from_dict",
+    "config_to_dict",
+    "paper",
+    "teacher_config",
+    "tiny",
+    "with_vocab_size",
+]
+
+COMPONENTS = ("mtf", "mtf_sa", "full")  # Table 4 rows: MTF; MTF + SA; MTF + SA + STAR-Net
+MIN_VOCAB = 4  # the tokenizer's special tokens <pad>, <unk>, <sos>, <eos>
+
+C = TypeVar("C")
+
+
+def _positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+
+def channel_allocation(frames: tuple[int, ...], total: int) -> tuple[int, ...]:
+    """Output channels ``k_i`` per HSFE branch from Eq. 3: ``k_i ∝ 1 / T_i``, summing to ``total``.
+
+    ``frames`` are the branch window lengths ``T_i`` (frames). The quotas
+    ``total · (1/T_i) / Σ_j 1/T_j`` are rounded by the largest-remainder method (ties to the
+    earlier branch), so a shorter window never gets fewer channels than a longer one; a branch
+    whose quota rounds to 0 gets 1 channel, taken from the branch with the most.
+    Example: ``T = (61, 31, 15, 7)``, ``total = 16``: quotas ``(1.02, 1.999, 4.13, 8.85)``
+    -> ``(1, 2, 4, 9)``; with ``total = 64`` -> ``(4, 8, 17, 35)``.
+    """
+    if not frames:
+        raise ValueError("channel allocation needs at least one branch")
+    for t in frames:
+        _positive_int("branch window length", t)
+    _positive_int("total channels", total)
+    if total < len(frames):
+        raise ValueError(f"{total} channels cannot give each of {len(frames)} branches one")
+    inv = [1.0 / t for t in frames]
+    quotas = [total * x / sum(inv) for x in inv]
+    k = [math.floor(q) for q in quotas]
+    order = sorted(range(len(k)), key=lambda i: (-(quotas[i] - k[i]), i))
+    for i in order[: total - sum(k)]:
+        k[i] += 1
+    for i in range(len(k)):
+        if k[i] == 0:
+            k[i] = 1
+            k[max(range(len(k)), key=lambda j: (k[j], -j))] -= 1
+    return tuple(k)
+
+
+def attnpool_grid(height: int, width: int) -> tuple[int, int]:
+    """Spatial grid ``(h, w)`` the MAPResNet trunk leaves for attention pooling.
+
+    The stem's stride-2 3x3 conv (padding 1) gives ``ceil(n / 2)``; the stem avgpool and the
+    three downsampling stages each floor-halve, so 240x320 -> 7x10 and 64x64 -> 2x2 (about /32).
+    """
+    _positive_int("height", height)
+    _positive_int("width", width)
+
+    def down(n: int) -> int:
+        n = (n + 1) // 2  # stem conv1, stride 2
+        for _ in range(4):  # stem avgpool, layer2-4 anti-aliased avgpool
+            n //= 2
+        return n
+
+    return down(height), down(width)
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """BERT-like text encoder (Sec. 3.4): token + position embedding, Transformer, projection."""
+
+    vocab_size: int = 1024  # tokens incl. specials; set from the tokenizer (with_vocab_size)
+    context_length: int = 32  # tokens per caption incl. <sos>/<eos>
+    width: int = 256  # transformer model width
+    layers: int = 4  # transformer encoder layers
+    heads: int = 4  # attention heads; width % heads == 0
+    embed_dim: int = 512  # D, the shared video-text embedding size
+    dropout: float = 0.0  # dropout inside the transformer layers
+
+    def __post_init__(self) -> None:
+        for name in ("context_length", "width", "layers", "heads", "embed_dim"):
+            _positive_int(f"text.{name}", getattr(self, name))
+        _positive_int("text.vocab_size", self.vocab_size)
+        if self.vocab_size < MIN_VOCAB:
+            raise ValueError(
+                f"text.vocab_size must be >= {MIN_VOCAB} (special tokens), got {self.vocab_size}"
+            )
+        if self.context_length < 2:
+            raise ValueError(f"text.context_length must be >= 2 (<sos>, <eos>), got {self}")
+        if self.width % self.heads:
+            raise ValueError(f"text.width {self.width} is not divisible by heads {self.heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"text.dropout must be in [0, 1), got {self.dropout!r}")
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """SPKLIP teacher: HSFE (Eq. 2-3) -> STAR-Net (Eq. 4-5), text encoder, STCL (Eq. 6).
+
+    ``components`` selects the Table 4 ablation:
+
+    - ``"full"``: MTF + SA + STAR-Net (MAPResNet with attention pooling, then the temporal
+      Transformer over the K block features, then the mean over K).
+    - ``"mtf_sa"``: MTF + SA, no STAR-Net: the same bottleneck trunk, but its final map is
+      global-average-pooled and linearly projected to D (no attention pooling), and the K block
+      features are averaged directly (Eq. 5 without the Transformer of Eq. 4). This mirrors the
+      public reference code's ablation (plain ResNet with avgpool + fc, Transformer removed) while
+      keeping the trunk equal, so only STAR-Net's two attention stages differ.
+    - ``"mtf"``: as ``"mtf_sa"`` and also without the SA module: the branch outputs are
+      concatenated unweighted.
+
+    ``channel_slicing=False`` is the Table 2 ablation: every branch sees all ``block_frames``
+    frames (and a temporal mask over all of them); output channels stay as Eq. 3 allocates them
+    from ``branch_radii``, so only the input slicing changes.
+    """
+
+    # input (Eq. 2)
+    num_blocks: int = 5  # K sub-blocks per clip
+    block_frames: int = 61  # 2r+1 frames per sub-block, odd
+    height: int = 240  # pixels
+    width: int = 320  # pixels
+    # HSFE (Eq. 3)
+    branch_radii: tuple[int, ...] = (30, 15, 7, 3)  # m = len; branch i: 2 r_i + 1 centred frames
+    hsfe_channels: int = 64  # total HSFE output channels, split over branches by Eq. 3
+    sa_hidden: int = 16  # hidden channels of the SA module
+    channel_slicing: bool = True  # False: every branch sees the full window (Table 2)
+    components: str = "full"  # "mtf" | "mtf_sa" | "full" (Table 4)
+    # STAR-Net (Sec. 3.3)
+    base_width: int = 64  # MAPResNet width; stage planes w..8w, outputs 4w..32w channels
+    layers: tuple[int, ...] = (2, 2, 2, 2)  # bottleneck blocks per stage
+    pool_heads: int = 8  # attention-pooling heads; 32 * base_width % pool_heads == 0
+    temporal_layers: int = 2  # Transformer encoder layers over the K blocks (Eq. 4)
+    temporal_heads: int = 8  # their heads; embed_dim % temporal_heads == 0
+    dropout: float = 0.0  # dropout in the temporal Transformer
+    embed_dim: int = 512  # D
+    text: TextConfig = field(default_factory=TextConfig)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "num_blocks",
+            "block_frames",
+            "height",
+            "width",
+            "hsfe_channels",
+            "sa_hidden",
+            "base_width",
+            "pool_heads",
+            "temporal_layers",
+            "temporal_heads",
+            "embed_dim",
+        ):
+            _positive_int(name, getattr(self, name))
+        if self.block_frames % 2 == 0:
+            raise ValueError(f"block_frames must be odd (2r+1), got {self.block_frames}")
+        if not isinstance(self.channel_slicing, bool):
+            raise ValueError(f"channel_slicing must be a bool, got {self.channel_slicing!r}")
+        if self.components not in COMPONENTS:
+            raise ValueError(f"components must be one of {COMPONENTS}, got {self.components!r}")
+        radius = self.block_frames // 2
+        radii = self.branch_radii
+        if not radii or any(isinstance(r, bool) or not isinstance(r, int) for r in radii):
+            raise ValueError(f"branch_radii must be a non-empty tuple of ints, got {radii!r}")
+        if any(r < 0 or r > radius for r in radii):
+            raise ValueError(f"branch_radii must lie in [0, {radius}] (block radius), got {radii}")
+        if any(a <= b for a, b in itertools.pairwise(radii)):
+            raise ValueError(f"branch_radii must be strictly decreasing (nested), got {radii}")
+        channel_allocation(self.branch_frames, self.hsfe_channels)  # raises if infeasible
+        if len(self.layers) != 4:
+            raise ValueError(f"layers must give 4 stages, got {self.layers!r}")
+        for n in self.layers:
+            _positive_int("layers[i]", n)
+        if (32 * self.base_width) % self.pool_heads:
+            raise ValueError(
+                f"pool width 32*{self.base_width} is not divisible by pool_heads {self.pool_heads}"
+            )
+        if self.embed_dim % self.temporal_heads:
+            raise ValueError(
+                f"embed_dim {self.embed_dim} is not divisible by temporal_heads"
+                f" {self.temporal_heads}"
+            )
+        if min(attnpool_grid(self.height, self.width)) < 1:
+            raise ValueError(
+                f"input {self.height}x{self.width} is too small: the trunk downsamples ~32x"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.text, TextConfig):
+            raise ValueError(f"text must be a TextConfig, got {type(self.text).__name__}")
+        if self.text.embed_dim != self.embed_dim:
+            raise ValueError(
+                f"text.embed_dim {self.text.embed_dim} must equal embed_dim {self.embed_dim}"
+            )
+
+    @property
+    def num_branches(self) -> int:
+        """m, the number of MTF branches."""
+        return len(self.branch_radii)
+
+    @property
+    def branch_frames(self) -> tuple[int, ...]:
+        """Nominal window length ``T_i = 2 r_i + 1`` of each branch, frames."""
+        return tuple(2 * r + 1 for r in self.branch_radii)
+
+    @property
+    def branch_channels(self) -> tuple[int, ...]:
+        """Output channels ``k_i`` of each branch (Eq. 3, :func:`channel_allocation`)."""
+        return channel_allocation(self.branch_frames, self.hsfe_channels)
+
+    @property
+    def pool_grid(self) -> tuple[int, int]:
+        """Spatial grid of the attention pooling for the configured input size."""
+        return attnpool_grid(self.height, self.width)
+
+
+def tiny() -> TeacherConfig:
+    """64x64 input, small widths: forward + backward of a batch of 8 in about a second on CPU."""
+    return TeacherConfig(
+        height=64,
+        width=64,
+        hsfe_channels=16,
+        sa_hidden=8,
+        base_width=8,
+        layers=(1, 1, 1, 1),
+        pool_heads=8,
+        temporal_layers=1,
+        temporal_heads=4,
+        embed_dim=64,
+        text=TextConfig(
+            vocab_size=512, context_length=16, width=64, layers=2, heads=4, embed_dim=64
+        ),
+    )
+
+
+def paper() -> TeacherConfig:
+    """The paper's sizes: 240x320, ResNet-18 layout [2,2,2,2], widths 64..2048, D = 512.
+
+    Text width/depth and the temporal Transformer depth are not given by the paper; CLIP-like
+    choices (width 512, 8 heads, 6 layers, context 77; 2 temporal layers) are used.
+    """
+    return TeacherConfig(
+        height=240,
+        width=320,
+        hsfe_channels=64,
+        sa_hidden=16,
+        base_width=64,
+        layers=(2, 2, 2, 2),
+        pool_heads=8,
+        temporal_layers=2,
+        temporal_heads=8,
+        dropout=0.1,
+        embed_dim=512,
+        text=TextConfig(
+            vocab_size=8192,
+            context_length=77,
+            width=512,
+            layers=6,
+            heads=8,
+            embed_dim=512,
+            dropout=0.1,
+        ),
+    )
+
+
+PRESETS = {"tiny": tiny, "paper": paper}
+
+
+def teacher_config(spec: str | Mapping[str, Any] | TeacherConfig) -> TeacherConfig:
+    """A ``TeacherConfig`` from a preset name, a plain dict (strict keys) or a config."""
+    if isinstance(spec, TeacherConfig):
+        return spec
+    if isinstance(spec, str):
+        if spec not in PRESETS:
+            raise ValueError(f"unknown teacher preset {spec!r}; expected one of {list(PRESETS)}")
+        return PRESETS[spec]()
+    if isinstance(spec, Mapping):
+        return config_from_dict(TeacherConfig, spec)
+    raise ValueError(f"cannot make a TeacherConfig from {type(spec).__name__}")
+
+
+def with_vocab_size(cfg: TeacherConfig, vocab_size: int) -> TeacherConfig:
+    """A copy of ``cfg`` whose text encoder has ``vocab_size`` tokens (``len(tokenizer)``)."""
+    return dataclasses.replace(cfg, text=dataclasses.replace(cfg.text, vocab_size=vocab_size))
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A (nested) dataclass config as plain Python values: dicts, lists, numbers, strings."""
+    if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
+        raise ValueError(f"expected a dataclass instance, got {type(cfg).__name__}")
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(cfg)
+
+
+def config_from_dict(cls: type[C], d: Mapping[str, Any]) -> C:
+    """Rebuild dataclass ``cls`` from :func:`config_to_dict` output; unknown keys raise.
+
+    Nested dataclass fields take nested dicts; tuple fields take lists or tuples; values are
+    type-checked against the field annotations (an int is accepted for a float).
+    """
+    return _from_dict(cls, d, "")
+
+
+def _from_dict(cls: type[C], d: Any, prefix: str) -> C:
+    if not dataclasses.is_dataclass(cls) or not isinstance(cls, type):
+        raise ValueError(f"expected a dataclass type, got {cls!r}")
+    if not isinstance(d, Mapping):
+        where = repr(prefix.rstrip(".")) if prefix else cls.__name__
+        raise ValueError(f"config key {where}: expected a dict, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    for key in d:
+        if key not in names:
+            raise ValueError(
+                f"unknown config key {prefix + str(key)!r} for {cls.__name__};"
+                f" known: {sorted(names)}"
+            )
+    kwargs = {key: _coerce(hints[key], value, f"{prefix}{key}") for key, value in d.items()}
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return _from_dict(hint, value, f"{key}.")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"config key {key!r}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+        if args and len(args) != len(value):
+            raise ValueError(f"config key {key!r}: expected {len(args)} items, got {value!r}")
+        return tuple(
+            _coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, key)
+            except ValueError:
+                continue
+        raise ValueError(f"config key {key!r}: {value!r} matches none of {hint}")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"config key {key!r}: expected a bool, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"config key {key!r}: expected an int, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"config key {key!r}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"config key {key!r}: expected a string, got {value!r}")
+        return value
+    return value
