@@ -30,6 +30,7 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_lif.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
