@@ -22,12 +22,18 @@ from typing import Any, TypeVar
 
 __all__ = [
     "COMPONENTS",
+    "FSVE_PRESETS",
+    "FSVEConfig",
     "TeacherConfig",
     "TextConfig",
     "attnpool_grid",
     "channel_allocation",
     "config_from_dict",
     "config_to_dict",
+    "fsve_config",
+    "fsve_paper",
+    "fsve_tiny",
+    "fsve_token_grid",
     "paper",
     "teacher_config",
     "tiny",
@@ -394,3 +400,197 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             raise ValueError(f"config key {key!r}: expected a string, got {value!r}")
         return value
     return value
+
+
+# ---------------------------------------------------------------- FSVE student (Appendix A.5)
+
+
+def fsve_token_grid(height: int, width: int, stem_stride: int, num_stages: int) -> tuple[int, int]:
+    """Spatial grid ``(h, w)`` of the FSVE's last feature map, i.e. its ``N = h·w`` tokens.
+
+    The stem's 3x3 conv (padding 1, stride ``stem_stride``) gives ``floor((n-1)/s) + 1``; the
+    first stage keeps the grid and every later stage halves it the same way (``ceil(n/2)``), so
+    with stride 2 and 4 stages 240x320 -> 15x20 (300 tokens) and 64x64 -> 4x4 (16 tokens).
+    """
+    _positive_int("height", height)
+    _positive_int("width", width)
+    _positive_int("stem_stride", stem_stride)
+    _positive_int("number of stages", num_stages)
+
+    def down(n: int) -> int:
+        n = (n - 1) // stem_stride + 1
+        for _ in range(num_stages - 1):
+            n = (n - 1) // 2 + 1
+        return n
+
+    return down(height), down(width)
+
+
+def _finite_number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class FSVEConfig:
+    """FSVE student (Appendix A.5, Fig. 3): spiking MS-ResNet + spiking temporal transformer.
+
+    The K sub-blocks are the T time steps; each step's input is the binary ``[F, H, W]`` block.
+    Stem ``TDBN(conv3x3_stride(F -> stem_width))``; stage i has ``layers[i]`` MS-ResNet blocks of
+    ``widths[i]`` channels (stride 1 for the first stage, 2 after); the last map's positions are
+    the tokens (:func:`fsve_token_grid`) of ``attn_depth`` E-SDSA + MLP blocks (Eq. 9-11);
+    firing rates of a final LIF, averaged over time and tokens, are projected to D.
+    ``embed_dim`` and ``text`` default to the teacher's ``paper`` preset, so a distilled FSVE
+    shares the teacher's text space.
+    """
+
+    # input (Eq. 2)
+    num_blocks: int = 5  # K sub-blocks per clip = T time steps
+    block_frames: int = 61  # F = 2r+1 binary frames per sub-block (stem input channels)
+    height: int = 240  # pixels
+    width: int = 320  # pixels
+    # spiking MS-ResNet
+    stem_width: int = 64  # stem output channels
+    stem_stride: int = 2  # stride of the 3x3 stem conv, 1..3
+    widths: tuple[int, ...] = (64, 128, 256, 512)  # channels per stage
+    layers: tuple[int, ...] = (2, 2, 2, 2)  # MS-ResNet blocks per stage (ResNet-18)
+    # spiking temporal transformer (E-SDSA, Eq. 9-11)
+    attn_depth: int = 2  # E-SDSA + MLP blocks; 0 = none
+    attn_heads: int = 8  # heads; widths[-1] % attn_heads == 0
+    mlp_ratio: int = 4  # MLP hidden = mlp_ratio * widths[-1]
+    attn_scale_factor: float = 1.0  # scale = head_dim^-0.5 * attn_scale_factor (Eq. 10-11)
+    sn_alpha: float = 1.0  # initial α of every SN, V_th = α·E|x| (Eq. 9)
+    sn_momentum: float = 0.1  # running E|x| update rate of SN
+    tdbn_alpha: float = 1.0  # TDBN weight init alpha * lif_v_threshold
+    # LIF neurons (Eq. 7-8)
+    lif_tau: float = 2.0  # membrane time constant, time steps (> 1)
+    lif_v_threshold: float = 1.0  # V_th
+    lif_v_reset: float | None = 0.0  # hard reset value; None = soft reset
+    lif_decay_input: bool = True  # input divided by tau as well (SpikingJelly LIFNode)
+    lif_detach_reset: bool = True  # no gradient through the reset
+    lif_lens: float = 0.5  # surrogate half-width of Eq. 8 (also used by SN)
+    # joint embedding
+    embed_dim: int = field(default_factory=lambda: paper().embed_dim)  # D
+    text: TextConfig = field(default_factory=lambda: paper().text)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "num_blocks",
+            "block_frames",
+            "height",
+            "width",
+            "stem_width",
+            "stem_stride",
+            "attn_heads",
+            "mlp_ratio",
+            "embed_dim",
+        ):
+            _positive_int(name, getattr(self, name))
+        if self.stem_stride > 3:
+            raise ValueError(f"stem_stride must be <= 3 (3x3 kernel), got {self.stem_stride}")
+        if isinstance(self.attn_depth, bool) or not isinstance(self.attn_depth, int):
+            raise ValueError(f"attn_depth must be an int >= 0, got {self.attn_depth!r}")
+        if self.attn_depth < 0:
+            raise ValueError(f"attn_depth must be an int >= 0, got {self.attn_depth!r}")
+        if not self.widths or len(self.widths) != len(self.layers):
+            raise ValueError(
+                f"widths {self.widths!r} and layers {self.layers!r} must give the same"
+                " non-zero number of stages"
+            )
+        for w in self.widths:
+            _positive_int("widths[i]", w)
+        for n in self.layers:
+            _positive_int("layers[i]", n)
+        if self.widths[-1] % self.attn_heads:
+            raise ValueError(
+                f"last stage width {self.widths[-1]} is not divisible by attn_heads"
+                f" {self.attn_heads}"
+            )
+        if _finite_number("attn_scale_factor", self.attn_scale_factor) <= 0:
+            raise ValueError(f"attn_scale_factor must be > 0, got {self.attn_scale_factor!r}")
+        _finite_number("sn_alpha", self.sn_alpha)
+        if not 0.0 < _finite_number("sn_momentum", self.sn_momentum) <= 1.0:
+            raise ValueError(f"sn_momentum must lie in (0, 1], got {self.sn_momentum!r}")
+        _finite_number("tdbn_alpha", self.tdbn_alpha)
+        if _finite_number("lif_tau", self.lif_tau) <= 1:
+            raise ValueError(f"lif_tau must be > 1 (time steps), got {self.lif_tau!r}")
+        _finite_number("lif_v_threshold", self.lif_v_threshold)
+        if self.lif_v_reset is not None:
+            _finite_number("lif_v_reset", self.lif_v_reset)
+        if _finite_number("lif_lens", self.lif_lens) <= 0:
+            raise ValueError(f"lif_lens must be > 0, got {self.lif_lens!r}")
+        for name in ("lif_decay_input", "lif_detach_reset"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if not isinstance(self.text, TextConfig):
+            raise ValueError(f"text must be a TextConfig, got {type(self.text).__name__}")
+        if self.text.embed_dim != self.embed_dim:
+            raise ValueError(
+                f"text.embed_dim {self.text.embed_dim} must equal embed_dim {self.embed_dim}"
+            )
+
+    @property
+    def token_grid(self) -> tuple[int, int]:
+        """``(h, w)`` of the last feature map; ``N = h·w`` tokens (:func:`fsve_token_grid`)."""
+        return fsve_token_grid(self.height, self.width, self.stem_stride, len(self.widths))
+
+    @property
+    def num_tokens(self) -> int:
+        """N, tokens per time step of the spiking transformer."""
+        h, w = self.token_grid
+        return h * w
+
+
+def fsve_tiny() -> FSVEConfig:
+    """64x64 input, small widths, 16 tokens; text space and D of the teacher's ``tiny``."""
+    teacher = tiny()
+    return FSVEConfig(
+        height=64,
+        width=64,
+        stem_width=32,
+        widths=(32, 64, 128, 256),
+        layers=(1, 1, 1, 1),
+        attn_depth=1,
+        attn_heads=8,
+        mlp_ratio=2,
+        embed_dim=teacher.embed_dim,
+        text=teacher.text,
+    )
+
+
+def fsve_paper() -> FSVEConfig:
+    """240x320, MS-ResNet-18 ([2,2,2,2], widths 64..512), 300 tokens, D and text of ``paper``.
+
+    The paper gives neither the transformer depth nor heads; 2 blocks of 8 heads (as the
+    teacher's temporal Transformer) and MLP ratio 4 are used.
+    """
+    teacher = paper()
+    return FSVEConfig(
+        height=teacher.height,
+        width=teacher.width,
+        stem_width=64,
+        widths=(64, 128, 256, 512),
+        layers=(2, 2, 2, 2),
+        attn_depth=2,
+        attn_heads=8,
+        mlp_ratio=4,
+        embed_dim=teacher.embed_dim,
+        text=teacher.text,
+    )
+
+
+FSVE_PRESETS = {"tiny": fsve_tiny, "paper": fsve_paper}
+
+
+def fsve_config(spec: str | Mapping[str, Any] | FSVEConfig) -> FSVEConfig:
+    """An ``FSVEConfig`` from a preset name, a plain dict (strict keys) or a config."""
+    if isinstance(spec, FSVEConfig):
+        return spec
+    if isinstance(spec, str):
+        if spec not in FSVE_PRESETS:
+            raise ValueError(f"unknown FSVE preset {spec!r}; expected one of {list(FSVE_PRESETS)}")
+        return FSVE_PRESETS[spec]()
+    if isinstance(spec, Mapping):
+        return config_from_dict(FSVEConfig, spec)
+    raise ValueError(f"cannot make an FSVEConfig from {type(spec).__name__}")
