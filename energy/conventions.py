@@ -1,0 +1,182 @@
+"""Accounting conventions: per-layer primitives -> the count columns of ``layers.csv``.
+
+The counting pass (:mod:`energy.counting`) records, per layer, primitives that do not depend on
+any convention (MACs, exact SOPs, spike counts, tensor sizes). The functions here turn them into
+the columns for the SNN and for its ANN twin; every formula is written out in
+``docs/energy.md`` under the column it fills.
+
+Conventions (memory model):
+
+- ``simple``: a synaptic layer reads its input events (spikes; every element for real input),
+  one weight per accumulate, a bias per output element and writes each output element once;
+  a neuron reads its input current, reads and writes its membrane once per step (LIF; the
+  stateless SN has no membrane) and writes one word per spike.
+- ``lemaire``: Lemaire et al. 2022 (arXiv 2210.13107): each input spike reads
+  ``fan-out`` weights and reads-modifies-writes ``fan-out`` membrane potentials; each neuron
+  reads and writes its potential once per step (leak and fire); bias read per neuron per step;
+  input spikes read, output spikes written. Real-valued (formal) layers use their FNN formulas:
+  a convolution reads one input per MAC, a linear layer each input once.
+
+Normalisation (``norm``): ``fold`` (default) folds BN/TDBN into the preceding layer; what remains
+is one bias add and one bias read per output element and step. ``free`` counts nothing (the
+paper's convention); ``explicit`` counts a per-element MAC, a scale and a bias read, an input
+read and an output write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "CONVENTIONS",
+    "COUNT_COLUMNS",
+    "NORM_MODES",
+    "derive",
+]
+
+CONVENTIONS = ("simple", "lemaire")
+NORM_MODES = ("fold", "free", "explicit")
+
+# per-layer count columns of layers.csv (and totals in summary.csv), per inference
+COUNT_COLUMNS = (
+    "dense_macs",  # MACs of the ANN twin for this layer
+    "sops",  # accumulates triggered by spikes (exact, borders included)
+    "sops_nominal",  # input events x full fan-out (no border correction; Lemaire's count)
+    "macs",  # multiply-accumulates actually performed
+    "adds",  # bias, residual and pooling additions
+    "other_ops",  # other elementwise ops (activations, compares, exp) of the ANN side
+    "neuron_updates",  # neurons x time steps
+    "spikes_in",  # input events of synaptic layers (value-weighted for multi-level spikes)
+    "spikes_out",  # spikes emitted by neuron layers
+    "inputs",  # input elements seen (for rates)
+    "outputs",  # output elements produced (for rates)
+    "weight_reads",
+    "bias_reads",
+    "potential_reads",
+    "potential_writes",
+    "input_reads",
+    "output_writes",
+)
+
+
+def _zero() -> dict[str, float]:
+    return dict.fromkeys(COUNT_COLUMNS, 0.0)
+
+
+def _synapse(p: Mapping[str, float], bias: bool, convention: str) -> tuple[dict, dict]:
+    snn, ann = _zero(), _zero()
+    b = 1.0 if bias else 0.0
+    # compute (convention-independent)
+    for d in (snn, ann):
+        d["dense_macs"] = p["dense_macs"]
+        d["inputs"] = p["in_numel"]
+        d["outputs"] = p["out_numel"]
+        d["adds"] = b * p["out_numel"]  # bias add per output element
+        d["bias_reads"] = b * p["out_numel"]
+    snn["sops"] = p["sops"]
+    snn["sops_nominal"] = p["sops_nominal"]
+    snn["macs"] = p["macs"]
+    snn["spikes_in"] = p["spikes_in"]
+    ann["macs"] = p["dense_macs"]
+    # ANN twin memory
+    ann["weight_reads"] = p["dense_macs"]
+    ann["output_writes"] = p["out_numel"]
+    if convention == "simple":
+        ann["input_reads"] = p["in_numel"]
+        snn["input_reads"] = p["spikes_in"] + p["in_numel_real"]
+        snn["weight_reads"] = p["sops"] + p["macs"]
+        snn["output_writes"] = p["out_numel"]
+    else:  # lemaire
+        ann["input_reads"] = p["lemaire_in_dense"]
+        snn["input_reads"] = p["spikes_in"] + p["lemaire_in_real"]
+        snn["weight_reads"] = p["sops_nominal"] + p["macs"]
+        snn["potential_reads"] = p["sops_nominal"]
+        snn["potential_writes"] = p["sops_nominal"]
+        snn["output_writes"] = p["out_numel_real"]  # spike-driven calls write into membranes
+    return snn, ann
+
+
+def _neuron(p: Mapping[str, float], stateful: bool, convention: str) -> tuple[dict, dict]:
+    snn, ann = _zero(), _zero()
+    n = p["updates"]
+    snn["neuron_updates"] = n
+    snn["spikes_out"] = p["spikes_out"]
+    snn["inputs"] = snn["outputs"] = n
+    ann["inputs"] = ann["outputs"] = n
+    snn["output_writes"] = p["spikes_out"]  # one address event per spike
+    if convention == "simple":
+        snn["input_reads"] = n  # the input current
+        if stateful:
+            snn["potential_reads"] = snn["potential_writes"] = n
+    else:  # lemaire: leak/fire pass over every potential each step
+        snn["potential_reads"] = snn["potential_writes"] = n
+    return snn, ann  # the ANN twin's activation is fused into the producing layer: free
+
+
+def _norm(p: Mapping[str, float], norm: str) -> tuple[dict, dict]:
+    snn, ann = _zero(), _zero()
+    n = p["numel"]
+    for d in (snn, ann):
+        d["inputs"] = d["outputs"] = n
+        if norm == "fold":
+            d["adds"] = n
+            d["bias_reads"] = n
+        elif norm == "explicit":
+            d["macs"] = n
+            d["weight_reads"] = n
+            d["bias_reads"] = n
+            d["input_reads"] = n
+            d["output_writes"] = n
+    return snn, ann
+
+
+_ELEMENTWISE = (
+    "macs",
+    "adds",
+    "other_ops",
+    "weight_reads",
+    "bias_reads",
+    "input_reads",
+    "output_writes",
+    "inputs",
+    "outputs",
+)
+
+
+def _elementwise(p: Mapping[str, float]) -> tuple[dict, dict]:
+    snn, ann = _zero(), _zero()
+    for col in _ELEMENTWISE:
+        ann[col] = p.get(f"ann_{col}", 0.0)
+        snn[col] = p.get(f"snn_{col}", ann[col])
+    return snn, ann
+
+
+def derive(
+    kind: str,
+    prims: Mapping[str, float],
+    static: Mapping[str, object],
+    convention: str = "simple",
+    norm: str = "fold",
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Count columns ``(snn, ann)`` of one layer from its primitives (see ``docs/energy.md``).
+
+    ``kind`` is ``synapse``, ``neuron``, ``norm``, ``elementwise`` or ``unknown``; ``static``
+    holds ``bias`` (synapse) and ``stateful`` (neuron).
+    """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; expected one of {CONVENTIONS}")
+    if norm not in NORM_MODES:
+        raise ValueError(f"unknown norm mode {norm!r}; expected one of {NORM_MODES}")
+    if kind == "synapse":
+        snn, ann = _synapse(prims, bool(static.get("bias", False)), convention)
+    elif kind == "neuron":
+        snn, ann = _neuron(prims, bool(static.get("stateful", True)), convention)
+    elif kind == "norm":
+        snn, ann = _norm(prims, norm)
+    elif kind == "elementwise":
+        snn, ann = _elementwise(prims)
+    elif kind == "unknown":
+        snn, ann = _zero(), _zero()
+    else:
+        raise ValueError(f"unknown layer kind {kind!r}")
+    return snn, ann

@@ -1,0 +1,612 @@
+"""Profiling driver and report: per-layer and per-model energy tables, CSV files and a plot.
+
+:func:`profile_model` runs a model over batches with a :class:`~energy.counting.Collector`,
+turns the primitives into count columns (:mod:`energy.conventions`) and prices them with a
+:class:`~energy.costs.CostModel`. Every energy is in joules per inference (per sample); spreads
+are standard deviations over batches of the per-sample value (per sample with batch size 1).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from energy.conventions import CONVENTIONS, COUNT_COLUMNS, NORM_MODES, derive
+from energy.costs import PJ, CostModel, load_costs
+from energy.counting import Audit, Collector, LayerRecord
+
+__all__ = [
+    "LAYER_COLUMNS",
+    "SUMMARY_COLUMNS",
+    "EnergyReport",
+    "layer_energy_pj",
+    "profile_model",
+]
+
+LAYER_COLUMNS = (
+    "model",
+    "layer",
+    "type",
+    "kind",
+    "calls",
+    *COUNT_COLUMNS,
+    "mem_reads",
+    "mem_writes",
+    "rate_in",
+    "rate_out",
+    "compute_j",
+    "neuron_j",
+    "memory_j",
+    "energy_j",
+    "energy_j_std",
+)
+
+SUMMARY_COLUMNS = (
+    "model",
+    "network",
+    "compute_j",
+    "neuron_j",
+    "memory_j",
+    "total_j",
+    "memory_share",
+    "saving_vs_ann",
+    "compute_saving_vs_ann",
+    "compute_j_std",
+    "neuron_j_std",
+    "memory_j_std",
+    "total_j_std",
+    "ops",
+    *COUNT_COLUMNS,
+    "mem_reads",
+    "mem_writes",
+    "potential_share",
+    "firing_rate",
+    "samples",
+    "costs",
+    "convention",
+    "norm",
+    "baseline",
+    "unknown_modules",
+)
+
+
+def layer_energy_pj(
+    counts: Mapping[str, float], static: Mapping[str, Any], cost: CostModel
+) -> tuple[float, float, float]:
+    """``(compute, neuron, memory)`` pJ of one layer's counts.
+
+    compute = (sops + adds)·E_AC + macs·E_MAC + other_ops·E_OP; neuron = updates·E_U +
+    spikes·E_spike; memory = (weight + bias reads)·E_weight + potential reads/writes·E_state +
+    input reads·E_act(in) + output writes·E_act(out), each access priced by the capacity of its
+    memory for size-dependent cost models.
+    """
+    compute = (
+        (counts["sops"] + counts["adds"]) * cost.e_ac_pj
+        + counts["macs"] * cost.e_mac_pj
+        + counts["other_ops"] * cost.e_op_pj
+    )
+    neuron = counts["neuron_updates"] * cost.e_neuron_pj + counts["spikes_out"] * cost.e_spike_pj
+    w = static.get("weight_words", 1.0)
+    s = static.get("state_words", static.get("out_words", 1.0))
+    i = static.get("in_words", 1.0)
+    o = static.get("out_words", i)
+    memory = (
+        (counts["weight_reads"] + counts["bias_reads"]) * cost.access_pj("weight", w)
+        + (counts["potential_reads"] + counts["potential_writes"]) * cost.access_pj("state", s)
+        + counts["input_reads"] * cost.access_pj("act", i)
+        + counts["output_writes"] * cost.access_pj("act", o)
+    )
+    return compute, neuron, memory
+
+
+@dataclass
+class EnergyReport:
+    """Result of :func:`profile_model`: ``summary`` (one row per model: ann, snn) and ``layers``
+    (one row per layer and model), both per inference, plus what was not counted."""
+
+    summary: pd.DataFrame
+    layers: pd.DataFrame
+    costs: CostModel
+    convention: str
+    norm: str
+    baseline: str
+    samples: int
+    unknown: list[str] = field(default_factory=list)  # "name (Type): why" lines
+
+    def row(self, model: str) -> pd.Series | None:
+        rows = self.summary[self.summary["model"] == model]
+        return None if rows.empty else rows.iloc[0]
+
+    def table(self) -> str:
+        """The Table-6-style text: compute, neuron, memory, total, memory share, analysis."""
+        return format_table(self)
+
+    def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:
+        """Write ``summary.csv``, ``layers.csv``, ``energy.png`` and the printed ``table.txt``
+        into ``out_dir``, each atomically (temporary file, then rename)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "summary": out / "summary.csv",
+            "layers": out / "layers.csv",
+            "plot": out / "energy.png",
+            "table": out / "table.txt",
+        }
+        _atomic(paths["summary"], lambda f: self.summary.to_csv(f, index=False))
+        _atomic(paths["layers"], lambda f: self.layers.to_csv(f, index=False))
+        _atomic(paths["plot"], lambda f: plot_report(self, f))
+        _atomic(paths["table"], lambda f: Path(f).write_text(self.table() + "\n"))
+        return paths
+
+
+def _atomic(path: Path, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` into a temporary file next to ``path``, then rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; use the usual file mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ----------------------------------------------------------------------------------------------
+# Profiling
+
+
+def _is_snn(model: nn.Module) -> bool:
+    """Whether ``model`` holds spiking neurons (our LIF/SN, or SpikingJelly nodes)."""
+    from fsve.nn.attention import SN
+    from fsve.nn.neurons import LIF
+
+    neuron_types: tuple[type, ...] = (LIF, SN)
+    if "spikingjelly.activation_based.neuron" in sys.modules:
+        from spikingjelly.activation_based.neuron import BaseNode
+
+        neuron_types = (*neuron_types, BaseNode)
+    return any(isinstance(m, neuron_types) for m in model.modules())
+
+
+def _reset_states(model: nn.Module) -> None:
+    """Reset SpikingJelly memory modules (stateful neurons) before each batch."""
+    if "spikingjelly.activation_based.base" not in sys.modules:
+        return
+    from spikingjelly.activation_based.base import MemoryModule
+
+    for m in model.modules():
+        if isinstance(m, MemoryModule):
+            m.reset()
+
+
+def _batches(inputs: Any) -> Iterable[Any]:
+    if isinstance(inputs, torch.Tensor | Mapping):
+        return [inputs]
+    return inputs
+
+
+def _tensor_of(item: Any) -> torch.Tensor:
+    if isinstance(item, Mapping):
+        item = item["spikes"]
+    elif isinstance(item, tuple | list):
+        item = item[0]
+    if not isinstance(item, torch.Tensor):
+        raise ValueError(
+            f"inputs must be tensors or dicts with 'spikes', got {type(item).__name__}"
+        )
+    return item
+
+
+def _forward_of(model: nn.Module) -> Callable[[torch.Tensor], Any]:
+    return getattr(model, "encode_video", None) or model
+
+
+def _time_steps(model: nn.Module) -> int:
+    cfg = getattr(model, "cfg", None)
+    return int(getattr(cfg, "num_blocks", 1) or 1)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+@dataclass
+class _Run:
+    """One model being profiled: its collector and per-batch records."""
+
+    model: nn.Module
+    forward: Callable[[torch.Tensor], Any]
+    collector: Collector
+    batches: list[tuple[int, dict[str, LayerRecord]]] = field(default_factory=list)
+
+    def step(self, x: torch.Tensor, batch: int, audit: bool) -> None:
+        _reset_states(self.model)
+        self.collector.begin_batch(batch)
+        with Audit(self.collector) if audit else nullcontext():
+            out = self.forward(x)
+            if self.forward is not self.model:  # e.g. encode_video: the root is not __call__ed
+                spec = self.collector.find_rule(self.model)
+                if spec is not None:  # its own functional ops (SPKLIP's mean over blocks)
+                    spec.fn(self.collector, "model", self.model, (x,), out)
+        self.batches.append((batch, self.collector.end_batch()))
+
+
+def profile_model(
+    model: nn.Module,
+    inputs: torch.Tensor | Iterable[Any],
+    costs: str | os.PathLike | CostModel = "paper",
+    convention: str = "simple",
+    baseline: str | nn.Module = "twin",
+    *,
+    norm: str = "fold",
+    forward: Callable[[torch.Tensor], Any] | None = None,
+    kind: str = "auto",
+    batch_dim: int = 0,
+    time_steps: int | None = None,
+    audit: bool | str = "first",
+    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+) -> EnergyReport:
+    """Count and price ``model`` on ``inputs`` (a batch, or an iterable of batches).
+
+    Batches are tensors, dicts with ``"spikes"`` (dataset batches) or tuples (first item); they
+    are moved to the model's device. ``forward`` defaults to ``model.encode_video`` when the
+    model has one (FSVE, SPKLIP), else ``model``. ``kind="auto"`` treats a model with spiking
+    neurons as an SNN (rows ``snn`` and its ANN twin ``ann``) and any other as an ANN (one row
+    ``ann``). ``baseline``: ``"twin"``, ``"teacher:PATH"`` (a teacher checkpoint) or an ANN
+    module run on the same batches. ``batch_dim``: the samples axis of a batch (1 for
+    SpikingJelly's time-first ``[T, B, ...]``). ``audit``: also report torch functions computing
+    inside modules that no rule covers (``"first"``: on the first batch only). ``progress`` wraps
+    the batch iterable (e.g. ``tqdm``). Runs under ``torch.no_grad()`` in the model's current
+    train/eval mode.
+    """
+    cost = load_costs(costs)
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; expected one of {CONVENTIONS}")
+    if norm not in NORM_MODES:
+        raise ValueError(f"unknown norm mode {norm!r}; expected one of {NORM_MODES}")
+    if kind not in ("auto", "snn", "ann"):
+        raise ValueError(f"kind must be 'auto', 'snn' or 'ann', got {kind!r}")
+    if audit not in (True, False, "first"):
+        raise ValueError(f"audit must be True, False or 'first', got {audit!r}")
+    t = time_steps if time_steps is not None else _time_steps(model)
+    main = _Run(model, forward or _forward_of(model), Collector(model, True, t))
+    is_snn = kind == "snn" or (kind == "auto" and _is_snn(model))
+    main.collector.event_driven = is_snn
+    base_run: _Run | None = None
+    baseline_name = "twin"
+    if isinstance(baseline, nn.Module):
+        base_run = _Run(baseline, _forward_of(baseline), Collector(baseline, False, t))
+        baseline_name = type(baseline).__name__
+    elif isinstance(baseline, str) and baseline.startswith("teacher:"):
+        from fsve.checkpoint import load_model
+
+        teacher, _ = load_model(baseline.split(":", 1)[1], kind="teacher")
+        teacher.to(_device_of(model))
+        base_run = _Run(teacher, _forward_of(teacher), Collector(teacher, False, t))
+        baseline_name = baseline
+    elif baseline != "twin":
+        raise ValueError(f"baseline must be 'twin', 'teacher:CKPT' or a module, got {baseline!r}")
+    if base_run is not None and not is_snn:
+        raise ValueError("a baseline other than 'twin' needs an SNN model to compare")
+
+    device = _device_of(model)
+    runs = [main] if base_run is None else [main, base_run]
+    samples = 0
+    items = _batches(inputs)
+    if progress is not None:
+        items = progress(items)
+    try:
+        for r in runs:
+            r.collector.attach()
+        with torch.no_grad():
+            for i, item in enumerate(items):
+                x = _tensor_of(item).to(device)
+                batch = int(x.shape[batch_dim])
+                for r in runs:
+                    r.step(x, batch, audit is True or (audit == "first" and i == 0))
+                samples += batch
+    finally:
+        for r in runs:
+            r.collector.detach()
+    if samples == 0:
+        raise ValueError("no samples to profile: inputs were empty")
+    return build_report(main, base_run, is_snn, cost, convention, norm, baseline_name, samples)
+
+
+# ----------------------------------------------------------------------------------------------
+# Tables
+
+
+def _layer_rows(
+    run: _Run, side: str, label: str, cost: CostModel, convention: str, norm: str
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per-layer mean rows of one model side, and per-batch (compute, neuron, memory) pJ/sample."""
+    order: dict[str, LayerRecord] = {}
+    for _, recs in run.batches:
+        for name, rec in recs.items():
+            order.setdefault(name, rec)
+    names = list(order)
+    n_batches = len(run.batches)
+    totals = {name: dict.fromkeys((*COUNT_COLUMNS, "calls"), 0.0) for name in names}
+    per_batch = np.zeros((n_batches, len(names), 3))  # pJ per sample
+    samples = 0
+    for b, (size, recs) in enumerate(run.batches):
+        samples += size
+        for j, name in enumerate(names):
+            rec = recs.get(name)
+            if rec is None:
+                continue
+            snn, ann = derive(rec.kind, rec.prims, rec.static, convention, norm)
+            counts = snn if side == "snn" else ann
+            for col in COUNT_COLUMNS:
+                totals[name][col] += counts[col]
+            totals[name]["calls"] += rec.prims.get("calls", 0.0)
+            per_batch[b, j] = np.array(layer_energy_pj(counts, rec.static, cost)) / size
+    rows = []
+    for j, name in enumerate(names):
+        rec = order[name]
+        mean = {col: v / samples for col, v in totals[name].items()}
+        mean["calls"] = totals[name]["calls"] / n_batches
+        compute, neuron, memory = layer_energy_pj(mean, rec.static, cost)
+        energy_per_batch = per_batch[:, j].sum(axis=1)
+        rows.append(
+            {
+                "model": label,
+                "layer": name,
+                "type": rec.type,
+                "kind": rec.kind,
+                **mean,
+                "mem_reads": mean["weight_reads"]
+                + mean["bias_reads"]
+                + mean["potential_reads"]
+                + mean["input_reads"],
+                "mem_writes": mean["potential_writes"] + mean["output_writes"],
+                "rate_in": mean["spikes_in"] / mean["inputs"]
+                if rec.kind == "synapse" and mean["inputs"] and mean["macs"] < mean["dense_macs"]
+                else float("nan"),  # not defined for real-valued inputs or the ANN
+                "rate_out": mean["spikes_out"] / mean["outputs"]
+                if rec.kind == "neuron" and mean["outputs"]
+                else float("nan"),
+                "compute_j": compute * PJ,
+                "neuron_j": neuron * PJ,
+                "memory_j": memory * PJ,
+                "energy_j": (compute + neuron + memory) * PJ,
+                "energy_j_std": _std(energy_per_batch) * PJ,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=list(LAYER_COLUMNS))
+    return frame, per_batch.sum(axis=1)  # [batches, 3]
+
+
+def _std(values: np.ndarray) -> float:
+    """Sample standard deviation; float noise on identical values (the ANN's) is 0."""
+    if len(values) < 2:
+        return 0.0
+    std = float(np.std(values, ddof=1))
+    return 0.0 if std <= 1e-9 * float(np.abs(values).mean()) else std
+
+
+def _summary_row(
+    label: str, network: str, layers: pd.DataFrame, per_batch: np.ndarray
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"model": label, "network": network}
+    for col in (*COUNT_COLUMNS, "mem_reads", "mem_writes", "compute_j", "neuron_j", "memory_j"):
+        row[col] = float(layers[col].sum())
+    row["total_j"] = row["compute_j"] + row["neuron_j"] + row["memory_j"]
+    row["memory_share"] = row["memory_j"] / row["total_j"] if row["total_j"] else float("nan")
+    row["ops"] = row["sops"] + row["macs"] + row["adds"] + row["other_ops"]
+    for k, col in enumerate(("compute_j_std", "neuron_j_std", "memory_j_std")):
+        row[col] = _std(per_batch[:, k]) * PJ
+    row["total_j_std"] = _std(per_batch.sum(axis=1)) * PJ
+    pot = row["potential_reads"] + row["potential_writes"]
+    accesses = row["mem_reads"] + row["mem_writes"]
+    row["potential_share"] = pot / accesses if accesses else 0.0
+    updates = row["neuron_updates"]
+    row["firing_rate"] = row["spikes_out"] / updates if updates else float("nan")
+    return row
+
+
+def build_report(
+    main: _Run,
+    base_run: _Run | None,
+    is_snn: bool,
+    cost: CostModel,
+    convention: str,
+    norm: str,
+    baseline: str,
+    samples: int,
+) -> EnergyReport:
+    """Tables of a finished profiling run (see :func:`profile_model`)."""
+    frames, rows = [], []
+    network = type(main.model).__name__
+    if is_snn:
+        snn_layers, snn_pb = _layer_rows(main, "snn", "snn", cost, convention, norm)
+        if base_run is None:
+            ann_layers, ann_pb = _layer_rows(main, "ann", "ann", cost, convention, norm)
+            ann_network = f"{network} (ANN twin)"
+        else:
+            ann_layers, ann_pb = _layer_rows(base_run, "ann", "ann", cost, convention, norm)
+            ann_network = type(base_run.model).__name__
+        frames = [ann_layers, snn_layers]
+        rows = [_summary_row("ann", ann_network, ann_layers, ann_pb)]
+        rows.append(_summary_row("snn", network, snn_layers, snn_pb))
+    else:
+        ann_layers, ann_pb = _layer_rows(main, "ann", "ann", cost, convention, norm)
+        frames = [ann_layers]
+        rows = [_summary_row("ann", network, ann_layers, ann_pb)]
+    ann_total = rows[0]["total_j"]
+    ann_compute = rows[0]["compute_j"]
+    unknown = _unknown_lines(main) + (_unknown_lines(base_run) if base_run else [])
+    for row in rows:
+        row["saving_vs_ann"] = 1.0 - row["total_j"] / ann_total if ann_total else float("nan")
+        row["compute_saving_vs_ann"] = (
+            1.0 - row["compute_j"] / ann_compute if ann_compute else float("nan")
+        )
+        row.update(
+            samples=samples,
+            costs=cost.name,
+            convention=convention,
+            norm=norm,
+            baseline=baseline,
+            unknown_modules=len(unknown),
+        )
+    summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    layers = pd.concat(frames, ignore_index=True)
+    return EnergyReport(summary, layers, cost, convention, norm, baseline, samples, unknown)
+
+
+def _unknown_lines(run: _Run) -> list[str]:
+    lines = []
+    called = {}
+    for _, recs in run.batches:
+        for name, rec in recs.items():
+            if rec.kind == "unknown":
+                called[name] = rec.type
+    for name, type_name in called.items():
+        lines.append(f"{name or '<model>'} ({type_name}): no counting rule for this module type")
+    for (name, func), n in run.collector.unknown_functional.items():
+        lines.append(f"{name or '<model>'}: {func} x{n} runs in a module without a rule")
+    return lines
+
+
+def format_energy(joules: float) -> str:
+    """``1.23e-4`` -> ``"123.0 µJ"`` (three significant figures)."""
+    if joules == 0 or not math.isfinite(joules):
+        return f"{joules:g} J"
+    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9), ("pJ", 1e-12)):
+        if abs(joules) >= scale:
+            return f"{joules / scale:.4g} {unit}"
+    return f"{joules / 1e-15:.4g} fJ"
+
+
+def _pct(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{100 * x:.2f}%"
+
+
+def format_table(report: EnergyReport) -> str:
+    """Paper Table 6 layout, per inference, with a one-line analysis per row."""
+    ann, snn = report.row("ann"), report.row("snn")
+    cols = [("ANN", ann)] if snn is None else [("ANN", ann), ("SNN", snn)]
+    if snn is not None:
+        cols[0] = ("ANN (twin)" if report.baseline == "twin" else "ANN (baseline)", ann)
+    lines = []
+    head = f"{'Key metric':<24}" + "".join(f"{name:>16}" for name, _ in cols) + "  Analysis"
+    lines.append(head)
+    lines.append("-" * len(head))
+
+    def line(metric: str, values: list[str], analysis: str = "") -> None:
+        lines.append(f"{metric:<24}" + "".join(f"{v:>16}" for v in values) + f"  {analysis}")
+
+    def e(col: str) -> list[str]:
+        return [format_energy(r[col]) for _, r in cols]
+
+    if snn is None:
+        line("Computational energy", e("compute_j"))
+        line("Neuron-update energy", e("neuron_j"))
+        line("Memory access energy", e("memory_j"))
+        line("Total estimated energy", e("total_j"), f"± {format_energy(ann['total_j_std'])}")
+        line("Memory energy ratio", [_pct(ann["memory_share"])])
+    else:
+        cs = snn["compute_saving_vs_ann"]
+        line(
+            "Computational energy",
+            e("compute_j"),
+            f"{_pct(cs)} reduction due to sparsity"
+            if cs >= 0
+            else f"{_pct(-cs)} more compute than the ANN",
+        )
+        share = snn["neuron_j"] / snn["total_j"] if snn["total_j"] else float("nan")
+        line("Neuron-update energy", e("neuron_j"), f"{_pct(share)} of the SNN total")
+        ratio = snn["memory_j"] / ann["memory_j"] if ann["memory_j"] else float("inf")
+        line(
+            "Memory access energy",
+            e("memory_j"),
+            f"{ratio:.2f}x the ANN's; membrane potentials are "
+            f"{_pct(snn['potential_share'])} of SNN accesses",
+        )
+        sv = snn["saving_vs_ann"]
+        line(
+            "Total estimated energy",
+            e("total_j"),
+            f"{_pct(sv)} overall energy saving" if sv >= 0 else f"{_pct(-sv)} more than the ANN",
+        )
+        bound = "memory-bound" if snn["memory_share"] > 0.5 else "compute-bound"
+        line(
+            "Memory energy ratio",
+            [_pct(r["memory_share"]) for _, r in cols],
+            f"the SNN is {bound}",
+        )
+        lines.append("")
+        lines.append(
+            f"SNN: {snn['sops']:.4g} SOPs + {snn['macs']:.4g} MACs + {snn['adds']:.4g} adds, "
+            f"{snn['neuron_updates']:.4g} neuron updates, firing rate {_pct(snn['firing_rate'])}; "
+            f"ANN: {ann['macs']:.4g} MACs. Total ± std: "
+            f"SNN {format_energy(snn['total_j_std'])}, ANN {format_energy(ann['total_j_std'])}."
+        )
+    c = report.costs
+    lines.append(
+        f"Per inference over {report.samples} samples; costs {c.name} ({c.source}); "
+        f"convention {report.convention}; norm {report.norm}; baseline {report.baseline}."
+    )
+    if c.note:
+        lines.append(f"Note: {c.note}.")
+    if report.unknown:
+        lines.append(f"NOT COUNTED ({len(report.unknown)}):")
+        lines.extend(f"  - {u}" for u in report.unknown)
+    else:
+        lines.append("Not counted: nothing (every executed module has a counting rule).")
+    return "\n".join(lines)
+
+
+def plot_report(report: EnergyReport, path: str) -> None:
+    """Stacked compute/neuron/memory per model, and per-layer energy of the main model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parts = (("compute_j", "compute"), ("neuron_j", "neuron update"), ("memory_j", "memory"))
+    colors = ("tab:blue", "tab:orange", "tab:green")
+    s = report.summary
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.5), gridspec_kw={"width_ratios": [1, 2.4]})
+    bottom = np.zeros(len(s))
+    for (col, label), color in zip(parts, colors, strict=True):
+        vals = s[col].to_numpy() * 1e6
+        ax1.bar(s["model"], vals, bottom=bottom, label=label, color=color)
+        bottom += vals
+    ax1.set_ylabel("energy per inference (µJ)")
+    ax1.set_title(f"{report.costs.name}, {report.convention}")
+    ax1.legend()
+    main = "snn" if (s["model"] == "snn").any() else "ann"
+    layers = report.layers[report.layers["model"] == main]
+    top = layers.nlargest(min(24, len(layers)), "energy_j").sort_index()
+    y = np.arange(len(top))
+    left = np.zeros(len(top))
+    for (col, label), color in zip(parts, colors, strict=True):
+        vals = top[col].to_numpy() * 1e6
+        ax2.barh(y, vals, left=left, color=color, label=label)
+        left += vals
+    ax2.set_yticks(y, [str(n)[-40:] for n in top["layer"]], fontsize=7)
+    ax2.invert_yaxis()
+    ax2.set_xlabel("energy per inference (µJ)")
+    ax2.set_title(f"largest layers ({main})")
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
