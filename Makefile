@@ -31,6 +31,7 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_lif.py
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_energy.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from torch import nn
 from energy.conventions import CONVENTIONS, COUNT_COLUMNS, NORM_MODES, derive
 from energy.costs import PJ, CostModel, load_costs
 from energy.counting import Audit, Collector, LayerRecord
+from fsve.io import atomic_path
 
 __all__ = [
     "LAYER_COLUMNS",
@@ -153,17 +153,8 @@ class EnergyReport:
 
 def _atomic(path: Path, write: Callable[[str], None]) -> None:
     """``write(tmp)`` into a temporary file next to ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; use the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        write(str(tmp))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import is_dataclass
@@ -25,6 +24,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from fsve.io import atomic_open
 
 FORMAT = "fsve-checkpoint"
 VERSION = 1
@@ -66,17 +67,8 @@ def save_checkpoint(
     if training is not None:
         payload["training"] = dict(training)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        torch.save(payload, f)
     return path
 
 

@@ -24,20 +24,12 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def save_png(path: Path, image: np.ndarray) -> None:
     """Write a uint8 ``[H, W]`` image as PNG, atomically."""
-    import os
-    import tempfile
-
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(image).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from fsve.io import atomic_open
+
+    with atomic_open(path, "wb") as f:
+        Image.fromarray(image).save(f, format="PNG")
 
 
 def cmd_synth(args: argparse.Namespace) -> int:

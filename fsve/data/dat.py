@@ -12,11 +12,12 @@ are atomic: data go to a temporary file beside the target, renamed over it when 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from types import TracebackType
 
 import numpy as np
+
+from fsve.io import commit_temp, temp_beside
 
 PathLike = str | os.PathLike
 
@@ -124,11 +125,7 @@ class DatWriter:
         self.flipud = flipud
         self.frames_written = 0
         frame_bytes(height, width)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        self._tmp = Path(tmp)
+        fd, self._tmp = temp_beside(self.path)
         self._file = os.fdopen(fd, "wb")
 
     def write(self, spikes: np.ndarray) -> None:
@@ -144,12 +141,8 @@ class DatWriter:
 
     def close(self) -> None:
         """Flush, sync and move the file into place."""
-        if self._file.closed:
-            return
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.replace(self._tmp, self.path)
+        if not self._file.closed:
+            commit_temp(self._file, self._tmp, self.path)
 
     def abort(self) -> None:
         """Drop the partial file."""

@@ -20,11 +20,12 @@ frames      number of spike frames in the file
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
+
+from fsve.io import atomic_open
 
 MANIFEST_NAME = "manifest.csv"
 COLUMNS = ("path", "split", "label", "class_name", "caption", "height", "width", "frames")
@@ -40,16 +41,9 @@ def write_manifest(folder: str | os.PathLike, rows: Iterable[Mapping[str, object
     if missing:
         raise ValueError(f"manifest rows lack the columns {missing}; expected {list(COLUMNS)}")
     table = table[list(COLUMNS)]
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / MANIFEST_NAME
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".csv", dir=folder)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            table.to_csv(f, index=False)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(target, "w", newline="") as f:
+        table.to_csv(f, index=False)
     return target
 
 

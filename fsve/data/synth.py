@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
@@ -42,6 +41,7 @@ from tqdm import tqdm
 from fsve.data.camera import simulate_chunks
 from fsve.data.dat import DatWriter, frame_bytes
 from fsve.data.manifest import MANIFEST_NAME, SPLITS, read_manifest, write_manifest
+from fsve.io import atomic_write_text
 
 CONFIG_NAME = "synth_config.json"
 GENERATOR_VERSION = 1  # bump when the rendered data change, so cached datasets regenerate
@@ -708,9 +708,5 @@ def generate_dataset(
                 if _SAMPLE_NAME.fullmatch(file.name) and f"{split}/{file.name}" not in keep:
                     file.unlink()
     write_manifest(folder, rows)
-    fd, tmp = tempfile.mkstemp(prefix=".synth_config.", suffix=".json", dir=folder)
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, folder / CONFIG_NAME)
+    atomic_write_text(folder / CONFIG_NAME, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return folder
