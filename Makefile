@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_lif.py
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_energy.py
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_sim.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
