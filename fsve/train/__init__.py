@@ -1,5 +1,15 @@
-"""Training: STCL loss (Eq. 6), zero-shot logits."""
+"""Training: STCL loss (Eq. 6), zero-shot logits, the epoch loop, evaluation metrics."""
 
+from fsve.train.evaluate import recall_at_k, topk_accuracy
+from fsve.train.loop import LoopConfig, fit
 from fsve.train.losses import similarity_logits, stcl_loss, zero_shot_logits
 
-__all__ = ["similarity_logits", "stcl_loss", "zero_shot_logits"]
+__all__ = [
+    "LoopConfig",
+    "fit",
+    "recall_at_k",
+    "similarity_logits",
+    "stcl_loss",
+    "topk_accuracy",
+    "zero_shot_logits",
+]
