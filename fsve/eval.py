@@ -14,11 +14,12 @@ import csv
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from fsve.io import atomic_open
 
 
 def window_for_model(model: torch.nn.Module) -> Any:
@@ -92,21 +93,14 @@ def write_row(path: Path, row: dict[str, Any]) -> None:
     """Write one metrics row as JSON or CSV (by suffix), atomically."""
     if path.suffix not in (".json", ".csv"):
         raise ValueError(f"--out must end in .json or .csv, got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            if path.suffix == ".json":
-                json.dump(row, f, indent=2)
-                f.write("\n")
-            else:
-                writer = csv.DictWriter(f, fieldnames=list(row))
-                writer.writeheader()
-                writer.writerow(row)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", newline="") as f:
+        if path.suffix == ".json":
+            json.dump(row, f, indent=2)
+            f.write("\n")
+        else:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            writer.writeheader()
+            writer.writerow(row)
 
 
 def main(argv: list[str] | None = None) -> int:

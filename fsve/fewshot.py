@@ -35,6 +35,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from fsve.io import atomic_path
+
 REAL_DATA = Path("data/synth-real")
 
 
@@ -223,13 +225,11 @@ def plot_fewshot(path: Path, rows: Sequence[dict[str, Any]], title: str) -> None
     ax.set_ylim(0, 100)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

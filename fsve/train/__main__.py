@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 
 import torch
 
+from fsve.io import atomic_write_text
 from fsve.train.loop import (
     PROMPT_TEMPLATES,
     DistEnv,
@@ -213,10 +213,7 @@ def finish(
             "epoch": ckpt["metrics"].get("epoch"),
             **metrics,
         }
-        text = json.dumps(record, indent=2) + "\n"
-        tmp = out / ".test_metrics.json.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out / "test_metrics.json")
+        atomic_write_text(out / "test_metrics.json", json.dumps(record, indent=2) + "\n")
     return metrics
 
 

@@ -28,7 +28,6 @@ import csv
 import math
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -44,6 +43,7 @@ from tqdm import tqdm
 
 from fsve.checkpoint import load_checkpoint, save_checkpoint
 from fsve.data.dataset import collate
+from fsve.io import atomic_open, atomic_path
 
 __all__ = [
     "PROMPT_TEMPLATES",
@@ -286,26 +286,15 @@ def make_scheduler(
 # ---------------------------------------------------------------- files
 
 
-def _atomic_path(path: Path) -> tuple[int, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-
-
 def write_metrics_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> Path:
     """Write the per-epoch rows (dicts with the same keys) as CSV, atomically."""
     path = Path(path)
-    fd, tmp = _atomic_path(path)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            keys = list(rows[0]) if rows else ["epoch"]
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: row.get(k, "") for k in keys})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", newline="") as f:
+        keys = list(rows[0]) if rows else ["epoch"]
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in keys})
     return path
 
 
@@ -332,14 +321,9 @@ def plot_curves(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> P
     if keys:
         ax_acc.legend()
     fig.tight_layout()
-    fd, tmp = _atomic_path(path)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
     finally:
         plt.close(fig)
     return path

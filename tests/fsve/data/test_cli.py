@@ -52,7 +52,21 @@ def test_synth_info_and_demo(tmp_path, capsys):
 
     data, out = tmp_path / "data", tmp_path / "demo"
     assert (
-        demo(["--data", str(data), "--out", str(out), "--train", "2", "--val", "1", "--test", "1"])
+        demo(
+            [
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--data-only",
+                "--train",
+                "2",
+                "--val",
+                "1",
+                "--test",
+                "1",
+            ]
+        )
         == 0
     )
     summary = json.loads((out / "summary.json").read_text())
