@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(PY) -m fsve.demo --out $(DEMO_DIR)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -m "not slow"
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q
