@@ -26,10 +26,9 @@ from spikingjelly.activation_based.op_counter import (
     MACCounter,
     SynOpCounter,
 )
-from torch import nn
 
 from energy.counting import Collector
-from fsve.models.student import FSVE, fsve_config
+from fsve.models.student import FSVE, calibrate_statistics, fsve_config
 
 
 def _interleaved_median_ms(
@@ -63,26 +62,11 @@ def _inputs(model: FSVE, batch: int) -> torch.Tensor:
     return torch.rand(shape, generator=g) < 0.06
 
 
-def _calibrate(model: nn.Module, x: torch.Tensor) -> None:
-    """One train-mode pass with momentum 1: running statistics of x, so the model spikes."""
-    saved = {}
-    for m in model.modules():
-        if isinstance(getattr(m, "momentum", None), float):
-            saved[m] = m.momentum
-            m.momentum = 1.0
-    model.train()
-    with torch.no_grad():
-        model.encode_video(x)
-    for m, momentum in saved.items():
-        m.momentum = momentum
-    model.eval()
-
-
 def bench(batch: int, warmup: int, repeats: int) -> dict[str, float]:
     torch.manual_seed(0)
     model = FSVE(fsve_config("tiny"))
     x = _inputs(model, batch)
-    _calibrate(model, x)
+    calibrate_statistics(model, x)
     collector = Collector(model, time_steps=model.cfg.num_blocks)
     sj_counters: list = []
     ours_sops: list[float] = []

@@ -43,6 +43,7 @@ __all__ = [
     "FSVEConfig",
     "SpikingVisualEncoder",
     "build_fsve",
+    "calibrate_statistics",
     "fsve_config",
     "fsve_paper",
     "fsve_tiny",
@@ -192,6 +193,28 @@ class FSVE(nn.Module):
 def build_fsve(config: Mapping[str, Any] | FSVEConfig | str) -> FSVE:
     """An :class:`FSVE` from a config dict (strict keys: unknown ones raise ``ValueError``)."""
     return FSVE(fsve_config(config))
+
+
+def calibrate_statistics(model: nn.Module, spikes: torch.Tensor) -> nn.Module:
+    """Set BN/TDBN running statistics and SN thresholds to those of the batch, then eval.
+
+    An untrained FSVE in eval mode is silent (running statistics at their init); one
+    train-mode forward with momentum 1, without gradients, makes it spike as a trained network
+    would on these inputs. Used to profile or export untrained models in tests and benchmarks.
+    """
+    saved = {}
+    for m in model.modules():
+        if isinstance(getattr(m, "momentum", None), float):
+            saved[m] = m.momentum
+            m.momentum = 1.0
+    model.train()
+    try:
+        with torch.no_grad():
+            model.encode_video(spikes)
+    finally:
+        for m, momentum in saved.items():
+            m.momentum = momentum
+    return model.eval()
 
 
 def parameter_counts(model: FSVE) -> dict[str, int]:

@@ -8,7 +8,7 @@ from torch import nn
 
 from fsve.data.synth import SynthConfig, generate_dataset
 from fsve.models.config import teacher_config
-from fsve.models.student import FSVE, fsve_config
+from fsve.models.student import FSVE, calibrate_statistics, fsve_config
 from fsve.models.teacher import SPKLIP
 
 # a 32x32 FSVE with every layer type of the paper model; a forward takes milliseconds
@@ -55,22 +55,8 @@ MICRO_TEACHER = {
 
 
 def calibrate(model: nn.Module, x: torch.Tensor) -> nn.Module:
-    """Set BN/TDBN running statistics and SN thresholds to those of batch ``x``, then eval.
-
-    An untrained network in eval mode is silent (running statistics at init); one train-mode
-    forward with momentum 1 makes it spike like a trained one would on these inputs.
-    """
-    saved = {}
-    for m in model.modules():
-        if isinstance(getattr(m, "momentum", None), float):
-            saved[m] = m.momentum
-            m.momentum = 1.0
-    model.train()
-    with torch.no_grad():
-        model.encode_video(x)
-    for m, momentum in saved.items():
-        m.momentum = momentum
-    return model.eval()
+    """Statistics of batch ``x`` so an untrained model spikes (see calibrate_statistics)."""
+    return calibrate_statistics(model, x)
 
 
 def clip_batch(cfg, batch: int, rate: float = 0.06, seed: int = 0) -> torch.Tensor:

@@ -8,7 +8,7 @@ from torch import nn
 
 from fsve.data.dataset import SpikeDataset, WindowSpec, collate
 from fsve.data.synth import SynthConfig, generate_dataset
-from fsve.models.student import FSVE, fsve_config
+from fsve.models.student import FSVE, calibrate_statistics, fsve_config
 from fsve.nn.norm import TDBN1d, TDBN2d
 
 # 32x32, every layer type of the paper model (downsampling and identity shortcuts, E-SDSA)
@@ -44,17 +44,7 @@ def calibrate(model: nn.Module, x: torch.Tensor) -> nn.Module:
         for m in model.modules():
             if isinstance(m, TDBN1d | TDBN2d) and float(m.weight.abs().max()) == 0.0:
                 m.weight.fill_(0.5)
-    saved = {}
-    for m in model.modules():
-        if isinstance(getattr(m, "momentum", None), float):
-            saved[m] = m.momentum
-            m.momentum = 1.0
-    model.train()
-    with torch.no_grad():
-        model.encode_video(x)
-    for m, momentum in saved.items():
-        m.momentum = momentum
-    return model.eval()
+    return calibrate_statistics(model, x)
 
 
 @pytest.fixture(scope="session")
