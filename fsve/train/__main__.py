@@ -188,9 +188,17 @@ def evaluator(
 
 
 def finish(
-    env: DistEnv, out: Path, kind: str, data: Path, cfg: Any, batch_size: int, workers: int
+    env: DistEnv,
+    out: Path,
+    kind: str,
+    data: Path,
+    cfg: Any,
+    batch_size: int,
+    workers: int,
+    best_val: float,
 ) -> dict[str, float]:
-    """Evaluate ``best.pt`` on the test split (all ranks), write ``test_metrics.json`` (rank 0)."""
+    """Evaluate ``best.pt`` on the test split (all ranks), write ``test_metrics.json`` and print
+    a one-line summary (rank 0)."""
     from fsve.checkpoint import load_model
     from fsve.data.dataset import SpikeDataset
     from fsve.data.synth import DEFAULT_PROMPT_TEMPLATE
@@ -214,6 +222,12 @@ def finish(
             **metrics,
         }
         atomic_write_text(out / "test_metrics.json", json.dumps(record, indent=2) + "\n")
+    _print(
+        env,
+        f"best val top1 {best_val:.1f}%; test (best.pt): "
+        + ", ".join(f"{k[:-4]} {v:.1f}%" for k, v in metrics.items())
+        + f"; files in {out}",
+    )
     return metrics
 
 
@@ -291,13 +305,7 @@ def cmd_teacher(args: argparse.Namespace, env: DistEnv) -> int:
         progress=not args.quiet,
         augment=RandomShift(shift) if shift else None,
     )
-    test = finish(env, out, "teacher", args.data, cfg, loop.batch_size, args.workers)
-    _print(
-        env,
-        f"best val top1 {result.best:.1f}%; test (best.pt): "
-        + ", ".join(f"{k[:-4]} {v:.1f}%" for k, v in test.items())
-        + f"; files in {out}",
-    )
+    finish(env, out, "teacher", args.data, cfg, loop.batch_size, args.workers, result.best)
     return 0
 
 

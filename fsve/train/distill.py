@@ -318,13 +318,7 @@ def cmd_distill(args: argparse.Namespace, env: Any) -> int:
         progress=not args.quiet,
         augment=RandomShift(shift) if shift else None,
     )
-    test = finish(env, out, "fsve", args.data, cfg, loop.batch_size, args.workers)
-    _print(
-        env,
-        f"best val top1 {result.best:.1f}%; test (best.pt): "
-        + ", ".join(f"{k[:-4]} {v:.1f}%" for k, v in test.items())
-        + f"; files in {out}",
-    )
+    finish(env, out, "fsve", args.data, cfg, loop.batch_size, args.workers, result.best)
     return 0
 
 
