@@ -29,6 +29,7 @@ __all__ = [
     "attnpool_grid",
     "channel_allocation",
     "config_from_dict",
+    "config_from_spec",
     "config_to_dict",
     "fsve_config",
     "fsve_paper",
@@ -298,17 +299,25 @@ def paper() -> TeacherConfig:
 PRESETS = {"tiny": tiny, "paper": paper}
 
 
-def teacher_config(spec: str | Mapping[str, Any] | TeacherConfig) -> TeacherConfig:
-    """A ``TeacherConfig`` from a preset name, a plain dict (strict keys) or a config."""
-    if isinstance(spec, TeacherConfig):
+def config_from_spec(
+    cls: type[C], presets: Mapping[str, Any], spec: str | Mapping[str, Any] | C, what: str
+) -> C:
+    """A ``cls`` config from a preset name in ``presets``, a plain dict (strict keys) or a
+    config; ``what`` names the model in errors."""
+    if isinstance(spec, cls):
         return spec
     if isinstance(spec, str):
-        if spec not in PRESETS:
-            raise ValueError(f"unknown teacher preset {spec!r}; expected one of {list(PRESETS)}")
-        return PRESETS[spec]()
+        if spec not in presets:
+            raise ValueError(f"unknown {what} preset {spec!r}; expected one of {list(presets)}")
+        return presets[spec]()
     if isinstance(spec, Mapping):
-        return config_from_dict(TeacherConfig, spec)
-    raise ValueError(f"cannot make a TeacherConfig from {type(spec).__name__}")
+        return config_from_dict(cls, spec)
+    raise ValueError(f"cannot make a {cls.__name__} from {type(spec).__name__}")
+
+
+def teacher_config(spec: str | Mapping[str, Any] | TeacherConfig) -> TeacherConfig:
+    """A ``TeacherConfig`` from a preset name, a plain dict (strict keys) or a config."""
+    return config_from_spec(TeacherConfig, PRESETS, spec, "teacher")
 
 
 def with_vocab_size(cfg: TeacherConfig, vocab_size: int) -> TeacherConfig:
@@ -585,12 +594,4 @@ FSVE_PRESETS = {"tiny": fsve_tiny, "paper": fsve_paper}
 
 def fsve_config(spec: str | Mapping[str, Any] | FSVEConfig) -> FSVEConfig:
     """An ``FSVEConfig`` from a preset name, a plain dict (strict keys) or a config."""
-    if isinstance(spec, FSVEConfig):
-        return spec
-    if isinstance(spec, str):
-        if spec not in FSVE_PRESETS:
-            raise ValueError(f"unknown FSVE preset {spec!r}; expected one of {list(FSVE_PRESETS)}")
-        return FSVE_PRESETS[spec]()
-    if isinstance(spec, Mapping):
-        return config_from_dict(FSVEConfig, spec)
-    raise ValueError(f"cannot make an FSVEConfig from {type(spec).__name__}")
+    return config_from_spec(FSVEConfig, FSVE_PRESETS, spec, "FSVE")

@@ -77,19 +77,26 @@ DATA_KEYS = ("shift_px",)  # recipe entries that are not LoopConfig fields
 W_PROMPT = 1.0  # weight of the class-prompt term next to STCL
 
 
-def read_config_arg(spec: str) -> dict[str, Any]:
-    """``--config``: a preset name (``tiny``, ``paper``) or a JSON file of TeacherConfig keys.
+def read_config_arg(
+    spec: str,
+    make: Callable[[Any], Any] | None = None,
+    presets: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``--config``: a preset name (``tiny``, ``paper``) or a JSON file of config keys.
 
-    A file is a (possibly partial) dict as stored in checkpoints; missing keys take the
-    TeacherConfig defaults (the paper sizes), unknown keys are an error.
+    ``make`` builds the config from a preset name or dict (default: the teacher's). A file is a
+    (possibly partial) dict as stored in checkpoints; missing keys take the config's defaults,
+    unknown keys are an error.
     """
     from fsve.models.config import PRESETS, config_to_dict, teacher_config
 
-    if spec in PRESETS:
-        return config_to_dict(teacher_config(spec))
+    make = make or teacher_config
+    presets = PRESETS if presets is None else presets
+    if spec in presets:
+        return config_to_dict(make(spec))
     path = Path(spec)
     if not path.is_file():
-        raise ValueError(f"--config {spec!r} is neither a preset {sorted(PRESETS)} nor a JSON file")
+        raise ValueError(f"--config {spec!r} is neither a preset {sorted(presets)} nor a JSON file")
     try:
         data = json.loads(path.read_text())
     except ValueError as err:
@@ -97,7 +104,7 @@ def read_config_arg(spec: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object of config keys")
     try:
-        return config_to_dict(teacher_config(data))
+        return config_to_dict(make(data))
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
 

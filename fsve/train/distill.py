@@ -157,26 +157,10 @@ def build_student(cfg: Any, teacher: nn.Module | None) -> nn.Module:
 
 def _fsve_config_arg(spec: str) -> dict[str, Any]:
     """``--config``: an FSVE preset name or a JSON file of FSVEConfig keys (strict)."""
-    import json
+    from fsve.models.config import FSVE_PRESETS, fsve_config
+    from fsve.train.__main__ import read_config_arg
 
-    from fsve.models.config import config_to_dict
-    from fsve.models.student import fsve_config
-
-    path = Path(spec)
-    if spec in ("tiny", "paper"):
-        return config_to_dict(fsve_config(spec))
-    if not path.is_file():
-        raise ValueError(f"--config {spec!r} is neither an FSVE preset (tiny, paper) nor a file")
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object of config keys")
-    try:
-        return config_to_dict(fsve_config(data))
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
+    return read_config_arg(spec, fsve_config, FSVE_PRESETS)
 
 
 def cmd_distill(args: argparse.Namespace, env: Any) -> int:
