@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: demo test test-all bench lint venv clean
+.PHONY: demo test test-all bench lint venv lava-env clean
 
 venv: $(STAMP)
 
@@ -18,6 +18,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev,video]"
 	touch $(STAMP)
+
+# Optional Lava environment (issue 7): Python 3.10 with lava-nc, never mixed into .venv.
+# PYTHON310: the first python3.10 that runs (pyenv shims may exist but refuse to run).
+# Built once (stamp file); after changing LAVA_REQS: rm $(LAVA_STAMP) && make lava-env.
+PYTHON310 ?= $(shell for p in $$(command -v python3.10) $$(ls -d $$(pyenv root 2>/dev/null)/versions/3.10*/bin/python3.10 2>/dev/null); do $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && { echo $$p; break; }; done)
+LAVA_VENV := .venv-lava
+LAVA_STAMP := $(LAVA_VENV)/.installed
+LAVA_REQS := lava-nc==0.10.0 "numpy<2" h5py
+
+lava-env: $(LAVA_STAMP)
+
+$(LAVA_STAMP):
+	@test -n "$(PYTHON310)" || { echo "lava-env needs Python 3.10 (set PYTHON310=/path/to/python3.10)"; exit 1; }
+	test -x $(LAVA_VENV)/bin/python || $(PYTHON310) -m venv $(LAVA_VENV)
+	$(LAVA_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LAVA_VENV)/bin/python -m pip install --quiet $(LAVA_REQS)
+	touch $(LAVA_STAMP)
 
 demo: $(STAMP)
 	$(PY) -m fsve.demo --out $(DEMO_DIR)
