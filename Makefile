@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_lif.py
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_energy.py
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_sim.py
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_loihi.py  # Lava half skipped without make lava-env
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -47,6 +47,7 @@ __all__ = [
     "LAVA_VENV",
     "LIFQ",
     "RECORD_VARS",
+    "LavaNetwork",
     "NetxError",
     "QuantGraph",
     "QuantLayer",
@@ -495,6 +496,107 @@ def _num_steps(graph: QuantGraph, inputs: Mapping[str, np.ndarray]) -> int:
     return steps.pop()
 
 
+class LavaNetwork:
+    """``graph`` built as Lava processes on spike ``inputs {name: [T, *shape]}``, not yet run.
+
+    ``run(num_steps)`` may be called several times (the first compiles and starts the network)
+    until T steps in all; ``read()`` then returns ``{layer: {var: int64 [T, *shape]}}`` for the
+    steps run. Spikes are recorded by one sink per layer, ``v``/``u`` by one Monitor per
+    variable, each read once; record only what you need, monitors are slow. ``stop()`` (or
+    leaving a ``with`` block) stops the processes; without it the interpreter hangs at exit.
+    """
+
+    def __init__(
+        self,
+        graph: QuantGraph,
+        inputs: Mapping[str, np.ndarray],
+        *,
+        record: Iterable[str] = RECORD_VARS,
+        layers: Iterable[str] | None = None,
+    ) -> None:
+        record = tuple(record)
+        if unknown := set(record) - set(RECORD_VARS):
+            raise ValueError(f"cannot record {sorted(unknown)}; choose from {RECORD_VARS}")
+        wanted = [layer.name for layer in graph.layers] if layers is None else list(layers)
+        for name in wanted:
+            graph.layer(name)  # KeyError for an unknown layer
+        _check_connected(graph)
+        self.num_steps = _num_steps(graph, inputs)
+        self.steps_run = 0
+        self._lv = lv = _import_lava()
+
+        ports: dict[str, Any] = {}  # node -> its s_out port (Lava shape)
+        for name in graph.inputs:
+            data = _lava_time_last(np.asarray(inputs[name]).astype(np.int32))
+            ports[name] = lv["Source"](data=data).s_out
+        lifs: dict[str, Any] = {}
+        for layer in graph.layers:
+            n = layer.neuron
+            lif = lv["LIF"](
+                shape=_lava_shape(layer.shape),
+                du=n.du,
+                dv=n.dv,
+                vth=n.vth,
+                bias_mant=_lava_array(np.broadcast_to(n.bias_mant, layer.shape).astype(np.int32)),
+                bias_exp=_lava_array(np.broadcast_to(n.bias_exp, layer.shape).astype(np.int32)),
+                name=layer.name,
+            )
+            for syn in layer.synapses:
+                _connect_synapse(lv, syn, ports[syn.source], graph.shape(syn.source), layer, lif)
+            ports[layer.name] = lif.s_out
+            lifs[layer.name] = lif
+
+        self._sinks, self._monitors = {}, {}
+        for name in wanted:
+            lif = lifs[name]
+            if "s" in record:
+                self._sinks[name] = lv["Sink"](shape=lif.s_out.shape, buffer=self.num_steps)
+                lif.s_out.connect(self._sinks[name].a_in)
+            for var in ("v", "u"):
+                if var in record:
+                    self._monitors[name, var] = lv["Monitor"]()
+                    self._monitors[name, var].probe(getattr(lif, var), self.num_steps)
+        self._wanted = wanted
+        self._runner = lifs[graph.layers[-1].name]
+        self._started = False
+
+    def run(self, num_steps: int | None = None) -> None:
+        """Run ``num_steps`` more steps (default: all that are left)."""
+        left = self.num_steps - self.steps_run
+        steps = left if num_steps is None else int(num_steps)
+        if not 0 < steps <= left:
+            raise ValueError(f"cannot run {steps} steps: {left} of {self.num_steps} left")
+        self._started = True
+        self._runner.run(
+            condition=self._lv["RunSteps"](num_steps=steps),
+            run_cfg=self._lv["Loihi2SimCfg"](select_tag="fixed_pt"),
+        )
+        self.steps_run += steps
+
+    def read(self) -> dict[str, dict[str, np.ndarray]]:
+        """The recorded variables of the steps run so far, ``[steps_run, *shape]`` each."""
+        t = self.steps_run
+        results: dict[str, dict[str, np.ndarray]] = {name: {} for name in self._wanted}
+        for name, sink in self._sinks.items():
+            s = _from_lava_time_last(sink.data.get())[:t]
+            results[name]["s"] = s.astype(np.int64)
+        for (name, var), mon in self._monitors.items():
+            data = np.asarray(mon.get_data()[name][var])[:t]  # [t, *Lava shape]
+            results[name][var] = _from_lava_time_first(data).astype(np.int64)
+        return results
+
+    def stop(self) -> None:
+        if self._started:
+            self._started = False
+            self._runner.stop()
+
+    def __enter__(self) -> LavaNetwork:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 def run_lava(
     graph: QuantGraph,
     inputs: Mapping[str, np.ndarray],
@@ -505,67 +607,12 @@ def run_lava(
     """Run ``graph`` in Lava fixed point on binary spikes ``{input: [T, *shape]}`` for T steps.
 
     Returns ``{layer: {var: int64 [T, *shape]}}`` for ``var`` in ``record`` (``s``, ``v``, ``u``;
-    the state after each step) and the layers named in ``layers`` (default all). Spikes come
-    from one sink per layer, ``v``/``u`` from one Monitor per variable, each read once after the
-    run; record only what you need, monitors are slow. Processes are stopped in any case.
+    the state after each step) and the layers named in ``layers`` (default all); see
+    :class:`LavaNetwork`. Processes are stopped in any case.
     """
-    record = tuple(record)
-    if unknown := set(record) - set(RECORD_VARS):
-        raise ValueError(f"cannot record {sorted(unknown)}; choose from {RECORD_VARS}")
-    wanted = [layer.name for layer in graph.layers] if layers is None else list(layers)
-    for name in wanted:
-        graph.layer(name)  # KeyError for an unknown layer
-    _check_connected(graph)
-    num_steps = _num_steps(graph, inputs)
-    lv = _import_lava()
-
-    ports: dict[str, Any] = {}  # node -> its s_out port (Lava shape)
-    for name in graph.inputs:
-        data = _lava_time_last(np.asarray(inputs[name]).astype(np.int32))
-        ports[name] = lv["Source"](data=data).s_out
-    lifs: dict[str, Any] = {}
-    for layer in graph.layers:
-        n = layer.neuron
-        lif = lv["LIF"](
-            shape=_lava_shape(layer.shape),
-            du=n.du,
-            dv=n.dv,
-            vth=n.vth,
-            bias_mant=_lava_array(np.broadcast_to(n.bias_mant, layer.shape).astype(np.int32)),
-            bias_exp=_lava_array(np.broadcast_to(n.bias_exp, layer.shape).astype(np.int32)),
-            name=layer.name,
-        )
-        for syn in layer.synapses:
-            _connect_synapse(lv, syn, ports[syn.source], graph.shape(syn.source), layer, lif)
-        ports[layer.name] = lif.s_out
-        lifs[layer.name] = lif
-
-    sinks, monitors = {}, {}
-    for name in wanted:
-        lif = lifs[name]
-        if "s" in record:
-            sinks[name] = lv["Sink"](shape=lif.s_out.shape, buffer=num_steps)
-            lif.s_out.connect(sinks[name].a_in)
-        for var in ("v", "u"):
-            if var in record:
-                monitors[name, var] = lv["Monitor"]()
-                monitors[name, var].probe(getattr(lif, var), num_steps)
-
-    runner = lifs[graph.layers[-1].name]
-    results: dict[str, dict[str, np.ndarray]] = {name: {} for name in wanted}
-    try:
-        runner.run(
-            condition=lv["RunSteps"](num_steps=num_steps),
-            run_cfg=lv["Loihi2SimCfg"](select_tag="fixed_pt"),
-        )
-        for name, sink in sinks.items():
-            results[name]["s"] = _from_lava_time_last(sink.data.get()).astype(np.int64)
-        for (name, var), mon in monitors.items():
-            data = mon.get_data()[name][var]  # [T, *Lava shape]
-            results[name][var] = _from_lava_time_first(np.asarray(data)).astype(np.int64)
-    finally:
-        runner.stop()
-    return results
+    with LavaNetwork(graph, inputs, record=record, layers=layers) as net:
+        net.run()
+        return net.read()
 
 
 def _connect_synapse(
