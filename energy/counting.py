@@ -752,6 +752,12 @@ def _hsfe(c: Collector, name: str, m: nn.Module, args: tuple, out: Any) -> None:
     """HSFE: temporal masks ``M_i ∘ X`` and SA weights ``W_i ∘ H_i`` (elementwise products)."""
     x = args[0]
     n, _, h, w = x.shape
+    # HSFE runs its branch convs functionally (one conv with the masks folded into the
+    # weights), so no module hook sees them: count each as the T_i -> k_i conv it is.
+    for i, ((start, stop), branch) in enumerate(zip(m.windows, m.branches, strict=True)):
+        conv = branch.conv
+        y = torch.empty((n, conv.out_channels, h, w), device="meta")
+        _conv(c, f"{name}.branches.{i}.conv", conv, (x[:, start:stop],), y)
     masked = sum(n * (stop - start) * h * w for start, stop in m.windows)
     c.elementwise(
         f"{name}:mask", "mul", ann_macs=masked, ann_input_reads=masked, ann_outputs=masked

@@ -102,11 +102,20 @@ class HSFE(nn.Module):
 
     def forward_branches(self, x: torch.Tensor) -> list[torch.Tensor]:
         """MTF: the branch maps ``H_i = Conv_{k_i}(M_i ∘ B_block)``, each ``[N, k_i, H, W]``."""
-        out = []
+        # conv(M_i ∘ X) = conv_{W_i ∘ M_i}(X): each mask folds into its conv's input channels,
+        # and the branches run as ONE conv over all F frames whose weights are zero outside
+        # each branch's window. Same outputs, but no T_i-frame copies, no gradient w.r.t. the
+        # input, and one wide weight gradient instead of slow 1-channel ones (~3x faster).
+        parts = []
         for (start, stop), mask, branch in zip(
             self.windows, self.masks, self.branches, strict=True
         ):
-            out.append(branch(x[:, start:stop] * mask.view(1, -1, 1, 1)))
+            weight = branch.conv.weight * mask.view(1, -1, 1, 1)
+            parts.append(F.pad(weight, (0, 0, 0, 0, start, self.block_frames - stop)))
+        y = F.conv2d(x, torch.cat(parts), padding=1)
+        out = []
+        for h, branch in zip(y.split(self.branch_channels, dim=1), self.branches, strict=True):
+            out.append(branch.relu(branch.bn(h)))
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
