@@ -203,6 +203,35 @@ def test_residual_join(lava, real_image, source):
     assert not np.array_equal(no_skip["v"], out["join"]["v"])
 
 
+def test_residual_join_image(lava, real_image):
+    """Conv fan-in on images: join = LIF(conv3x3(s_b) + conv1x1(s_a)), as a spiking residual
+    block with a weighted shortcut; real spikes."""
+    rng = np.random.default_rng(10)
+    w_a = _even_weights(rng, (4, 1, 3, 3), -40, 120)
+    w_b = _even_weights(rng, (4, 4, 3, 3), -60, 100)
+    w_join = _even_weights(rng, (4, 4, 3, 3), -60, 100)
+    w_skip = 2 * rng.integers(0, 40, (4, 4, 1, 1))  # even, so the joint truncation keeps it
+    na, nb = LIFQ(du=500, dv=250, vth=40), LIFQ(du=300, dv=300, vth=30)
+    nj = LIFQ(du=700, dv=200, vth=50, bias_mant=np.array([-4, 0, 4, 8]).reshape(4, 1, 1))
+    img = (4, 6, 6)
+    graph = QuantGraph(
+        {"img": (1, 12, 12)},
+        (
+            QuantLayer("a", img, na, (Synapse("img", w_a, stride=2, padding=1),)),
+            QuantLayer("b", img, nb, (Synapse("a", w_b, padding=1),)),
+            QuantLayer("join", img, nj, (Synapse("b", w_join, padding=1), Synapse("a", w_skip))),
+        ),
+    )
+    out = lava(graph, {"img": real_image})
+    a = _sim(_conv_as_dense(w_a, (1, 12, 12), 2, 1), real_image, na, img)
+    b = _sim(_conv_as_dense(w_b, img, 1, 1), a["s"], nb, img)
+    m = np.hstack([_conv_as_dense(w_join, img, 1, 1), _conv_as_dense(w_skip, img, 1, 0)])
+    s_in = np.concatenate([b["s"].reshape(T, -1), a["s"].reshape(T, -1)], axis=1)
+    join = _sim(m, s_in, nj, img)
+    for name, ours in (("a", a), ("b", b), ("join", join)):
+        _assert_equal(out[name], ours, name)
+
+
 def test_record_subset(lava):
     """Only the layers and variables asked for come back (monitors are read sparingly)."""
     rng = np.random.default_rng(5)
