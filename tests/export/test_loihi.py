@@ -3,16 +3,26 @@ Lava fixed-point trace, graph quantisation and the fixed-point graph simulator."
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
+import nir
 import numpy as np
 import pytest
+import torch
 
 from export.loihi import (
+    QuantConfig,
     decay,
+    delay_one,
+    dense_accumulate,
     effective_weights,
+    layer_ranges,
     lif_fixed,
+    main,
+    quantize,
     simulate_dense_lif,
+    simulate_quantized,
     wrap_u,
 )
 
@@ -188,3 +198,262 @@ def test_nir_paper_lava_fixed_trace_with_the_primitive():
     np.testing.assert_array_equal(out["v"][:, 0], ref[:, 1])  # bit-exact, every step
     np.testing.assert_array_equal(out["s"][:, 0], ref[:, 2])
     np.testing.assert_array_equal(np.nonzero(out["s"][:, 0])[0], [461, 511, 711, 761])
+
+
+@pytest.mark.skipif(not CONFORMANCE.is_dir(), reason="NIR conformance data not available")
+def test_nir_paper_lava_fixed_trace_from_the_nir_graph():
+    """The same trace from ``lif_norse.nir`` through :func:`quantize` with the NIR-to-Lava
+    script's scaling (weights and thresholds x 256 truncated, dv = dt/tau x 4095 truncated)."""
+    ref = np.loadtxt(CONFORMANCE / "lif_lava_cpu_fixed.csv", delimiter=",")
+    graph = nir.read(CONFORMANCE / "lif_norse.nir")
+    q = quantize(graph, config=QuantConfig(scale=256, rounding="floor", decay_unity=4095))
+    (layer,) = q.layers.values()
+    assert (layer.du, layer.dv, layer.vth) == (4095, 163, 25)
+    (p,) = layer.projections
+    assert int(p.weight[0, 0]) * 2.0**p.exp == pytest.approx(10.24, abs=2**p.exp)  # 0.04 x 256
+    run = simulate_quantized(q, paper_input().reshape(-1, 1, 1), align=False, states=[layer.name])
+    assert run.steps == 1001  # T + depth 1
+    v, s = run.states[f"{layer.name}.v"][:1000, 0, 0], run.values[layer.name][:1000, 0, 0]
+    assert np.abs(v - ref[:, 1]).max() == 0  # max error 0: bit-exact
+    np.testing.assert_array_equal(s, ref[:, 2])
+
+
+# ----------------------------------------------------------------------------- graphs
+
+
+def lif(n: int, tau_steps: float = 2.0, r: float = 2.0, thr=1.0) -> nir.LIF:
+    return nir.LIF(
+        tau=np.full(n, tau_steps * 1e-4), r=np.full(n, r), v_leak=np.zeros(n),
+        v_threshold=np.broadcast_to(np.asarray(thr, float), (n,)).copy(), v_reset=np.zeros(n),
+    )  # fmt: skip
+
+
+def graph(nodes: dict, edges: list) -> nir.NIRGraph:
+    return nir.NIRGraph(nodes=nodes, edges=edges)
+
+
+def test_graph_layer_is_the_primitive():
+    # tau = 2 steps, r = 2: gain r/tau = 1; scale 100 -> weight w/100 becomes w exactly
+    rng = np.random.default_rng(1)
+    w_int = rng.integers(-60, 61, size=(5, 8)) * 2  # even: exact on the mixed 8-bit lattice
+    g = graph(
+        {"input": nir.Input(np.array([8])), "fc": nir.Affine(w_int / 100.0, np.zeros(5)),
+         "lif": lif(5), "output": nir.Output(np.array([5]))},
+        [("input", "fc"), ("fc", "lif"), ("lif", "output")],
+    )  # fmt: skip
+    q = quantize(g, config=QuantConfig(scale=100))
+    layer = q.layers["lif"]
+    assert (layer.du, layer.dv, layer.vth) == (4095, 2048, 100)  # dv = 4096 / tau
+    (p,) = layer.projections
+    np.testing.assert_array_equal(p.weight.astype(np.int64) * 2**p.exp, w_int)
+    assert p.weight_error < 1e-12  # w/100 x 100 rounds back to w
+    spikes = (rng.random((30, 4, 8)) < 0.4).astype(np.int64)
+    run = simulate_quantized(q, spikes, align=False, states=["lif"])
+    want = simulate_dense_lif(p.weight, spikes, du=4095, dv=2048, vth=100, weight_exp=p.exp)
+    np.testing.assert_array_equal(run.values["lif"][:30], want["s"])
+    np.testing.assert_array_equal(run.states["lif.v"][:30], want["v"])
+    np.testing.assert_array_equal(run.values["output"], run.values["lif"])
+    assert 0 < want["s"].sum()
+
+
+def chain_graph(rng, bias: bool = False) -> nir.NIRGraph:
+    w1, w2 = rng.normal(0, 0.8, (6, 5)), rng.normal(0, 0.8, (4, 6))
+    b1 = rng.normal(0, 0.1, 6) if bias else np.zeros(6)
+    return graph(
+        {"input": nir.Input(np.array([5])), "fc1": nir.Affine(w1, b1), "l1": lif(6),
+         "fc2": nir.Affine(w2, np.zeros(4)), "l2": lif(4), "output": nir.Output(np.array([4]))},
+        [("input", "fc1"), ("fc1", "l1"), ("l1", "fc2"), ("fc2", "l2"), ("l2", "output")],
+    )  # fmt: skip
+
+
+def test_aligned_mode_is_lava_timing_shifted_by_depth():
+    rng = np.random.default_rng(2)
+    q = quantize(chain_graph(rng))
+    assert q.depth() == {"input": 0, "l1": 1, "l2": 2}
+    x = (rng.random((25, 3, 5)) < 0.5).astype(np.int64)
+    lava = simulate_quantized(q, x, align=False)
+    aligned = simulate_quantized(q, x, align=True)
+    assert lava.steps == 27 and aligned.steps == 25
+    assert lava.delay == {"l1": 1, "l2": 2} and aligned.delay == {"l1": 0, "l2": 0}
+    np.testing.assert_array_equal(lava.values["l1"][1:26], aligned.values["l1"])
+    np.testing.assert_array_equal(lava.values["l2"][2:27], aligned.values["l2"])
+    np.testing.assert_array_equal(lava.values["l2"][:2], 0)  # nothing arrived yet
+    assert aligned.values["l2"].sum() > 0
+
+
+def test_residual_join_sums_delayed_projections_and_folds_scale():
+    # l2 = LIF(fc2(l1 spikes) + 2 * fc3(input)): two Dense processes into one LIF
+    rng = np.random.default_rng(3)
+    g = chain_graph(rng)
+    g.nodes["fc3"] = nir.Affine(rng.normal(0, 0.5, (4, 5)), np.zeros(4))
+    g.nodes["x2"] = nir.Scale(np.full(4, 2.0))
+    g.edges += [("input", "fc3"), ("fc3", "x2"), ("x2", "l2")]
+    q = quantize(g)
+    layer = q.layers["l2"]
+    by_src = {p.source: p for p in layer.projections}
+    assert set(by_src) == {"l1", "input"} and by_src["input"].path == ("fc3", "x2")
+    # the Scale is folded: a_in units = weight x 2 x gain (1) x scale
+    np.testing.assert_allclose(
+        by_src["input"].weight_float, 2 * g.nodes["fc3"].weight * layer.scale[:, None]
+    )
+    x = (rng.random((20, 2, 5)) < 0.5).astype(np.int64)
+    run = simulate_quantized(q, x, align=False, states=["l2"])
+    s1 = run.values["l1"].astype(np.int64)
+    a = sum(
+        delay_one(dense_accumulate(p.weight, s1 if p.source == "l1" else run_input(x), p.exp))
+        for p in (by_src["l1"], by_src["input"])
+    )
+    want = lif_fixed(a, du=layer.du, dv=layer.dv, vth=layer.vth)
+    np.testing.assert_array_equal(run.values["l2"], want["s"])
+    np.testing.assert_array_equal(run.states["l2.v"], want["v"])
+
+
+def run_input(x: np.ndarray) -> np.ndarray:
+    return np.concatenate([x, np.zeros((2, *x.shape[1:]), x.dtype)])  # padded to T + depth 2
+
+
+def test_threshold_cuba_and_per_channel_thresholds():
+    rng = np.random.default_rng(4)
+    w = rng.normal(0, 1, (2, 3))
+    g = graph(
+        {"input": nir.Input(np.array([3])), "fc": nir.Linear(w),
+         "sn": nir.Threshold(np.array([0.5, 2.0])), "fc2": nir.Linear(np.ones((2, 2))),
+         "cuba": nir.CubaLIF(tau_syn=np.full(2, 2e-4), tau_mem=np.full(2, 4e-4), r=np.ones(2),
+                             v_leak=np.zeros(2), v_threshold=np.ones(2), v_reset=np.zeros(2),
+                             w_in=np.ones(2)),
+         "output": nir.Output(np.array([2]))},
+        [("input", "fc"), ("fc", "sn"), ("sn", "fc2"), ("fc2", "cuba"), ("cuba", "output")],
+    )  # fmt: skip
+    q = quantize(g)
+    sn, cuba = q.layers["sn"], q.layers["cuba"]
+    assert (sn.du, sn.dv) == (4095, 4095)  # stateless: no current, v keeps only v/4096
+    assert (cuba.du, cuba.dv) == (2047, 1024)  # du + 1 = 4096/2, dv = 4096/4
+    # one vth for the layer; a per-channel threshold scales its weight row instead
+    np.testing.assert_allclose(sn.scale, [sn.vth / 0.5, sn.vth / 2.0])
+    np.testing.assert_allclose(sn.projections[0].weight_float, w * sn.scale[:, None])
+    assert sn.vth == 131071  # no ranges given: the 17-bit limit
+    run = simulate_quantized(q, (rng.random((10, 2, 3)) < 0.5).astype(np.int64))
+    assert set(run.values) >= {"sn", "cuba", "output", "input"}
+
+
+def test_threshold_mantissa_from_calibrated_ranges_and_bias():
+    g = chain_graph(np.random.default_rng(5), bias=True)
+    ranges = {"l1": np.full(6, 10.0), "l2": np.full(4, 0.5)}
+    q = quantize(g, ranges, QuantConfig(headroom=2.0))
+    # l1: (2^23 - 1) / (64 x 2 x 10) = 6553.6 -> 6553; l2: / 0.5 -> 131071.98, capped 131071
+    assert q.layers["l1"].vth == 6553 and q.layers["l2"].vth == 131071
+    l1 = q.layers["l1"]
+    # bias per step in v units: b x gain (1) x scale x 64, as mantissa << exponent
+    b_int = g.nodes["fc1"].bias * l1.scale * 64
+    np.testing.assert_allclose(l1.bias_mant << l1.bias_exp, b_int, atol=2.0 ** l1.bias_exp.max())
+    assert l1.bias_clipped == 0 and np.all(np.abs(l1.bias_mant) <= 4095)
+    row = q.rows()[0]
+    assert row["layer"] == "l1" and row["vth_mant"] == 6553 and row["weights_clipped"] >= 0
+
+
+def test_float_and_fixed_agree_on_a_conv_pool_graph():
+    rng = np.random.default_rng(6)
+    conv = nir.Conv2d(input_shape=(8, 8), weight=rng.normal(0, 0.6, (4, 2, 3, 3)), stride=1,
+                      padding=1, dilation=1, groups=1, bias=rng.normal(0, 0.05, 4))  # fmt: skip
+    pool = nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0]))
+    g = graph(
+        {"input": nir.Input(np.array([2, 8, 8])), "conv": conv,
+         "l1": nir.LIF(tau=np.full((4, 8, 8), 2e-4), r=np.full((4, 8, 8), 2.0),
+                       v_leak=np.zeros((4, 8, 8)), v_threshold=np.ones((4, 8, 8)),
+                       v_reset=np.zeros((4, 8, 8))),
+         "pool": pool, "flat": nir.Flatten({"input": np.array([4, 4, 4])}, start_dim=0),
+         "fc": nir.Affine(rng.normal(0, 0.3, (3, 64)), np.zeros(3)), "l2": lif(3),
+         "output": nir.Output(np.array([3]))},
+        [("input", "conv"), ("conv", "l1"), ("l1", "pool"), ("pool", "flat"), ("flat", "fc"),
+         ("fc", "l2"), ("l2", "output")],
+    )  # fmt: skip
+    from export.loihi import float_records
+
+    x = (rng.random((12, 4, 2, 8, 8)) < 0.3).astype(np.float32)
+    rec = float_records(g, x)
+    q = quantize(g, layer_ranges(g, rec))
+    run = simulate_quantized(q, x.astype(np.int64))
+    for name in ("l1", "l2"):
+        agree = float((run.values[name] == rec[name]).mean())
+        assert agree > 0.97, (name, agree)
+        assert run.counts[name] == {"u_wrapped": 0, "v_saturated": 0}
+    assert q.layers["l2"].projections[0].path == ("pool", "flat", "fc")
+
+
+def test_unsupported_graphs_fail_with_one_line_errors():
+    rng = np.random.default_rng(7)
+    g = chain_graph(rng)
+    g.nodes["l1"] = nir.LIF(tau=np.full(6, 2e-4), r=np.ones(6), v_leak=np.zeros(6),
+                            v_threshold=np.ones(6), v_reset=np.full(6, 0.5))  # fmt: skip
+    with pytest.raises(ValueError, match="v_reset must be 0"):
+        quantize(g)
+    g = chain_graph(rng)
+    g.nodes["l1"] = nir.LI(tau=np.full(6, 2e-4), r=np.ones(6), v_leak=np.zeros(6))
+    with pytest.raises(ValueError, match="LI"):
+        quantize(g)
+    g = chain_graph(rng)
+    g.nodes["l1"] = nir.LIF(tau=np.linspace(2e-4, 3e-4, 6), r=np.ones(6), v_leak=np.zeros(6),
+                            v_threshold=np.ones(6), v_reset=np.zeros(6))  # fmt: skip
+    with pytest.raises(ValueError, match="tau must be the same"):
+        quantize(g)
+    q = quantize(chain_graph(rng))
+    with pytest.raises(ValueError, match="must be"):
+        simulate_quantized(q, np.zeros((3, 1, 4), np.int64))
+
+
+# ----------------------------------------------------------------------------- FSVE, CLI
+
+
+def test_micro_fsve_fixed_point_agrees_with_float(micro_fsve, clips):
+    from export.nir import SplitModel, to_nir
+    from export.sim import HostCall
+
+    export = to_nir(micro_fsve, clips[:2])
+    split = SplitModel(export.graph, export.host, accumulate=torch.float64)
+    stateful = [n for n in split.sim.neuron_nodes() if "sn" not in n.split(".")[-1]]
+    rec = split.run(clips[:6], record="all", states=stateful)
+    q = quantize(export.graph, layer_ranges(export.graph, {k: v.numpy() for k, v in rec.items()}))
+    calls = {op.output: HostCall(tuple(op.inputs), lambda d, op=op: op(*(d[n] for n in op.inputs)))
+             for op in export.host.ops if op.feeds_graph}  # fmt: skip
+    x = clips[6:12]
+    fl = split.run(x, record=list(q.layers))
+    run = simulate_quantized(q, x.transpose(0, 1).numpy().astype(np.int64), host=calls)
+    forced = {n: fl[n].numpy() for n in q.layers}
+    local = simulate_quantized(q, x.transpose(0, 1).numpy().astype(np.int64), host=calls,
+                               clamp=forced)  # fmt: skip
+    for name in q.layers:
+        # free-running: mismatches grow with depth (inherited); local: one layer's own
+        agree = float((run.values[name] == fl[name].numpy()).mean())
+        agree_local = float((local.values[name] == fl[name].numpy()).mean())
+        assert agree > 0.8 and agree_local > 0.98, (name, agree, agree_local)
+        assert run.counts[name]["u_wrapped"] == 0
+    assert sum(int(fl[n].sum()) for n in q.layers) > 1000
+
+
+def test_cli_reports_float_and_fixed(micro_fsve, tiny_data, tmp_path, capsys):
+    from fsve.checkpoint import save_checkpoint
+    from fsve.data.dataset import SpikeDataset
+    from fsve.models.text import WordTokenizer
+
+    ds = SpikeDataset(tiny_data, "test")
+    tok = WordTokenizer.from_texts([f"a video of an object {c}" for c in ds.class_names])
+    ckpt = save_checkpoint(
+        tmp_path / "fsve.pt", "fsve", micro_fsve.cfg, micro_fsve.state_dict(),
+        tokenizer=tok.to_dict(), classes=ds.class_names,
+    )  # fmt: skip
+    out = tmp_path / "rep"
+    rc = main([str(ckpt), "--data", str(tiny_data), "--samples", "4", "--batch-size", "4",
+               "--calibration", "4", "--out", str(out)])  # fmt: skip
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "fixed (aligned)" in text and "final_lif" in text
+    with open(out / "loihi_summary.csv") as f:
+        summary = list(csv.DictReader(f))
+    assert [r["model"] for r in summary] == ["float", "fixed (aligned)"]
+    assert float(summary[1]["agreement_pct"]) > 95
+    with open(out / "loihi_layers.csv") as f:
+        layers = list(csv.DictReader(f))
+    assert {"weight_rel_err_max", "agreement_pct", "u_wrapped", "v_saturated"} <= set(layers[0])
+    assert main([str(tmp_path / "none.pt"), "--data", str(tiny_data)]) == 2
+    assert main([str(ckpt), "--data", str(tmp_path / "nodata")]) == 2
+    assert "no dataset" in capsys.readouterr().err
