@@ -23,6 +23,7 @@ from export.lava import (
     QuantGraph,
     QuantLayer,
     Synapse,
+    from_quantized,
     lava_python,
     load_run,
     run_in_lava_env,
@@ -230,6 +231,98 @@ def test_residual_join_image(lava, real_image):
     join = _sim(m, s_in, nj, img)
     for name, ours in (("a", a), ("b", b), ("join", join)):
         _assert_equal(out[name], ours, name)
+
+
+# ----------------------------------------------------------------------------- quantised NIR graphs
+
+
+@pytest.fixture(scope="module")
+def loihi_graphs():
+    """export.loihi's quantise + graph simulator (skips while export.loihi lacks them)."""
+    import export.loihi as loihi
+
+    if not all(hasattr(loihi, f) for f in ("quantize", "simulate_quantized", "layer_ranges")):
+        pytest.skip("export.loihi has no quantize/simulate_quantized yet")
+    return loihi
+
+
+def _nir_lif(shape, tau_steps: float, thr: float = 1.0):
+    import nir
+
+    return nir.LIF(
+        tau=np.full(shape, tau_steps * 1e-4),
+        r=np.full(shape, tau_steps),  # gain r / tau = 1: a weight w adds w to v
+        v_leak=np.zeros(shape),
+        v_threshold=np.full(shape, thr),
+        v_reset=np.zeros(shape),
+    )
+
+
+def _nir_graphs(rng) -> dict:
+    """Float NIR graphs: a dense chain with a residual join, and a conv -> pool -> dense chain."""
+    import nir
+
+    residual = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(np.array([144])),
+            "fc1": nir.Affine(rng.normal(0.03, 0.4, (32, 144)), rng.normal(0, 0.02, 32)),
+            "l1": _nir_lif(32, 4.0),
+            "fc2": nir.Affine(rng.normal(0.0, 0.6, (16, 32)), np.zeros(16)),
+            "l2": _nir_lif(16, 6.0),
+            "fc3": nir.Affine(rng.normal(0.0, 0.6, (16, 16)), np.zeros(16)),
+            "skip": nir.Affine(rng.normal(0.0, 0.5, (16, 32)), np.zeros(16)),
+            "l3": _nir_lif(16, 8.0),
+            "output": nir.Output(np.array([16])),
+        },
+        edges=[("input", "fc1"), ("fc1", "l1"), ("l1", "fc2"), ("fc2", "l2"), ("l2", "fc3"),
+               ("fc3", "l3"), ("l1", "skip"), ("skip", "l3"), ("l3", "output")],
+    )  # fmt: skip
+    conv = nir.Conv2d(
+        input_shape=(12, 12), weight=rng.normal(0.2, 0.6, (4, 1, 3, 3)), stride=1, padding=1,
+        dilation=1, groups=1, bias=np.zeros(4),
+    )  # fmt: skip
+    conv_chain = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(np.array([1, 12, 12])),
+            "conv": conv,
+            "l1": _nir_lif((4, 12, 12), 4.0),
+            "pool": nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
+            "flat": nir.Flatten({"input": np.array([4, 6, 6])}, start_dim=0),
+            "fc": nir.Affine(rng.normal(0.0, 0.4, (10, 144)), np.zeros(10)),
+            "l2": _nir_lif(10, 5.0),
+            "output": nir.Output(np.array([10])),
+        },
+        edges=[("input", "conv"), ("conv", "l1"), ("l1", "pool"), ("pool", "flat"),
+               ("flat", "fc"), ("fc", "l2"), ("l2", "output")],
+    )  # fmt: skip
+    return {"residual": residual, "conv_chain": conv_chain}
+
+
+@pytest.mark.parametrize("name", ["residual", "conv_chain"])
+def test_quantized_nir_graph(lava, loihi_graphs, real_image, name):
+    """A float NIR graph quantised by export.loihi (ranges from real spikes), run by
+    simulate_quantized with Lava's timing and by Lava: every layer's s, u, v agree."""
+    rng = np.random.default_rng(11)
+    g = _nir_graphs(rng)[name]
+    x = real_image if name == "conv_chain" else real_image.reshape(T, -1)  # [T, *in]
+    xb = x[:, None].astype(np.float32)  # [T, 1, *in]
+    rec = loihi_graphs.float_records(g, xb)
+    q = loihi_graphs.quantize(g, loihi_graphs.layer_ranges(g, rec))
+    run = loihi_graphs.simulate_quantized(q, xb.astype(np.int64), align=False, states=q.layers)
+    graph = from_quantized(q)
+    padded = np.zeros((run.steps, *x.shape[1:]), np.int64)  # Lava runs the zero-padded tail
+    padded[:T] = x
+    out = lava(graph, {"input": padded})
+    for layer in q.layers:
+        ours = {
+            "s": run.values[layer][:, 0],
+            "u": run.states[f"{layer}.u"][:, 0],
+            "v": run.states[f"{layer}.v"][:, 0],
+        }
+        _assert_equal(out[layer], ours, layer)
+    # conv_chain: the conv is a Lava Conv, pool -> flatten -> fc one composed Dense
+    kinds = [s.kind for layer in graph.layers for s in layer.synapses]
+    assert kinds == (["dense"] * 4 if name == "residual" else ["conv", "dense"])
 
 
 def test_record_subset(lava):
