@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=None, help="clips measured (default: all)")
     p.add_argument("--blocks", type=int, default=5, help="sub-blocks per clip for .nir graphs")
     p.add_argument("--batch-size", type=int, default=8, help="clips per simulated batch")
+    p.add_argument("--note", default=None, help="a line for the report header (provenance)")
     args = p.parse_args(argv)
     try:
         return _run(args)
@@ -208,12 +209,14 @@ def _run(args: argparse.Namespace) -> int:
     header = [
         f"Mapping of {what}",
         f"onto {target.name}; host ops (not on cores): {meta.get('host_ops', 'none')}",
-        f"spike rates  {basis} ({time.perf_counter() - t0:.1f} s)",
+        f"spike rates  {basis}",
     ]
+    if args.note:
+        header.insert(1, f"note         {args.note}")
     out = args.out or Path("reports/export") / f"{args.source.stem}-{target.name}"
     paths = write_report(result, out, header)
     print(paths["text"].read_text(), end="")
-    print(f"wrote {paths['csv']} and {paths['text']}")
+    print(f"wrote {paths['csv']} and {paths['text']} ({time.perf_counter() - t0:.1f} s)")
     return 0
 
 

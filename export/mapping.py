@@ -44,7 +44,7 @@ import json
 import math
 import os
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ __all__ = [
     "LayerMapping",
     "MappingError",
     "MappingResult",
-    "Path_",
+    "SynapsePath",
     "Target",
     "boundary_rows",
     "layer_rows",
@@ -385,19 +385,36 @@ def _outer(vectors: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _block_sums(arr: np.ndarray, tile: Sequence[int]) -> np.ndarray:
-    """Sums of ``arr`` over its tiles ``tile`` (one size per axis)."""
-    out = arr
-    for a, t in enumerate(tile):
-        out = np.add.reduceat(out, _starts(arr.shape[a], t), axis=a)
-    return out
+class _BlockSums:
+    """Sums of an array over the tiles of any tiling, from one summed-area table."""
+
+    def __init__(self, arr: np.ndarray) -> None:
+        self.shape = arr.shape
+        table = np.asarray(arr, dtype=np.float64)
+        for a in range(table.ndim):
+            table = np.cumsum(table, axis=a)
+        self.table = np.pad(table, [(1, 0)] * table.ndim)  # table[i, j, ..] = sum of arr[:i, :j]
+
+    def __call__(self, tile: Sequence[int]) -> np.ndarray:
+        r = len(self.shape)
+        total = 0.0
+        for corner in itertools.product((0, 1), repeat=r):
+            index = []
+            for a, (n, t, c) in enumerate(zip(self.shape, tile, corner, strict=True)):
+                idx = _starts(n, t) if c == 0 else np.minimum(_starts(n, t) + t, n)
+                index.append(idx.reshape([-1 if b == a else 1 for b in range(r)]))
+            total = total + (-1) ** (r - sum(corner)) * self.table[tuple(index)]
+        return np.asarray(total)
+
+    def total(self) -> float:
+        return float(self.table[(-1,) * len(self.shape)])
 
 
 # ----------------------------------------------------------------------------- the mapping
 
 
 @dataclass(frozen=True)
-class Path_:
+class SynapsePath:
     """One synaptic path into a layer."""
 
     source: str  # neuron node or graph Input node the spikes come from
@@ -418,7 +435,7 @@ class LayerMapping:
     name: str
     type: str  # NIR class name
     shape: tuple[int, ...]  # NIR layout, per sample
-    paths: list[Path_]
+    paths: list[SynapsePath]
     tile: tuple[int, ...] = ()  # neurons per core along each axis
     cores: int = 0
     synapses: int = 0  # connections into the layer
@@ -525,7 +542,7 @@ def _source_shape(nodes: Mapping[str, Any], name: str) -> tuple[int, ...]:
     return shape
 
 
-def _paths(nodes, preds, layer: str, shape: tuple[int, ...]) -> list[Path_]:
+def _paths(nodes, preds, layer: str, shape: tuple[int, ...]) -> list[SynapsePath]:
     paths = []
     for source, chain in _trace(nodes, preds, layer):
         rel = _identity(_source_shape(nodes, source))
@@ -546,16 +563,19 @@ def _paths(nodes, preds, layer: str, shape: tuple[int, ...]) -> list[Path_]:
                 f"layer {layer!r}: the path from {source!r} gives shape {rel.dst_shape}, the"
                 f" layer has {shape}"
             )
-        paths.append(Path_(source, chain, dataclasses.replace(rel, dst_shape=shape)))
+        paths.append(SynapsePath(source, chain, dataclasses.replace(rel, dst_shape=shape)))
     return paths
 
 
 class _Geometry:
     """Per-axis, per-tile-size quantities of one layer's incoming paths (cached)."""
 
-    def __init__(self, shape: tuple[int, ...], paths: Sequence[Path_]) -> None:
+    def __init__(self, shape: tuple[int, ...], paths: Sequence[SynapsePath]) -> None:
         self.shape, self.paths = shape, list(paths)
         self._cache: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._tiles: dict[tuple[int, ...], tuple[np.ndarray, ...]] = {}
+        self.groups = _by_source(self.paths)  # source -> indices of its paths
+        self.range = range(len(self.paths))
 
     def axis(self, p: int, a: int, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Path p, axis a, tile size t: (fan-in sum per tile [k], source mask per tile [k, n])."""
@@ -623,7 +643,7 @@ class _Geometry:
         return self.synapses(p, tile) * target.weight_bits
 
 
-def _by_source(paths: Sequence[Path_]) -> dict[str, list[int]]:
+def _by_source(paths: Sequence[SynapsePath]) -> dict[str, list[int]]:
     groups: dict[str, list[int]] = {}
     for i, p in enumerate(paths):
         groups.setdefault(p.source, []).append(i)
@@ -644,18 +664,33 @@ def _cores(shape: Sequence[int], tile: Sequence[int]) -> int:
 
 
 def _check(
-    geo: _Geometry, tile: tuple[int, ...], target: Target, out_axons: np.ndarray | None
+    geo: _Geometry,
+    tile: tuple[int, ...],
+    target: Target,
+    out_axons: _BlockSums | None,
+    stop: bool = False,
 ) -> dict[str, float]:
-    """The worst core's usage of each per-core resource at ``tile``."""
-    groups = _by_source(geo.paths)
-    axons = sum((geo.axons(idx, tile) for idx in groups.values()), np.zeros(1))
-    bits = sum((geo.memory_bits(p, tile, target) for p in range(len(geo.paths))), np.zeros(1))
-    usage = {
-        "neurons": float(math.prod(tile)),
-        "input axons": float(np.max(axons)),
-        "synapse memory": float(np.max(bits)) / 8,
-        "output axons": 0.0 if out_axons is None else float(np.max(_block_sums(out_axons, tile))),
-    }
+    """The worst core's usage of each per-core resource at ``tile``.
+
+    With ``stop``, returns as soon as one resource is over its limit (the rest left out).
+    """
+    limits = _limits(target)
+    usage = {"neurons": float(math.prod(tile))}
+    steps: list[tuple[str, Callable[[], float]]] = [
+        ("output axons", lambda: 0.0 if out_axons is None else float(np.max(out_axons(tile)))),
+        (
+            "synapse memory",
+            lambda: float(np.max(sum(geo.memory_bits(p, tile, target) for p in geo.range))) / 8,
+        ),
+        (
+            "input axons",
+            lambda: float(np.max(sum(geo.axons(idx, tile) for idx in geo.groups.values()))),
+        ),
+    ]
+    for what, fn in steps:
+        usage[what] = fn()
+        if stop and usage[what] > limits[what]:
+            break
     return usage
 
 
@@ -668,6 +703,13 @@ def _limits(target: Target) -> dict[str, int]:
     }
 
 
+_NEED = {
+    "input axons": "{} input axons (its fan-in from distinct source neurons)",
+    "synapse memory": "{} bytes of synapse memory",
+    "output axons": "{} output axons (destination cores it sends to)",
+    "neurons": "{} neuron slots",
+}
+
 _ADVICE = {
     "input axons": "split the layer's input (fewer channels per group, grouped/depthwise conv)"
     " or use a smaller kernel; a dense layer needs fewer inputs",
@@ -679,29 +721,37 @@ _ADVICE = {
 }
 
 
-def _choose(geo: _Geometry, name: str, target: Target, out_axons: np.ndarray | None):
+def _choose(geo: _Geometry, name: str, target: Target, out_axons: _BlockSums | None):
     limits = _limits(target)
     single = tuple(1 for _ in geo.shape)
     usage = _check(geo, single, target, out_axons)
     for what, used in usage.items():
         if used > limits[what]:
-            unit = "bytes" if what == "synapse memory" else ""
+            need = _NEED[what].format(math.ceil(used))
             raise MappingError(
-                f"layer {name!r} cannot be mapped onto {target.name}: one neuron needs"
-                f" {used:.0f} {what} {unit}".replace("  ", " ")
-                + f" > the limit {limits[what]} per core; {_ADVICE[what]}"
+                f"layer {name!r} cannot be mapped onto {target.name}: one neuron needs {need}"
+                f" > the limit {limits[what]} per core; {_ADVICE[what]}"
             )
     best = None
     best_cores = None
+    # lower bounds on the cores: every output axon and every stored weight lives on a core
+    bits = 0.0
+    for p in geo.range:
+        whole = tuple(geo.shape)
+        bits += float(np.sum(geo.memory_bits(p, whole, target)))
+    low = max(
+        math.ceil(out_axons.total() / target.max_output_axons_per_core) if out_axons else 1,
+        math.ceil(bits / 8 / target.synapse_memory_bytes_per_core),
+    )
     for tile in _candidates(geo.shape, target.neurons_per_core):
         cores = _cores(geo.shape, tile)
+        if cores < low:
+            continue
         if best_cores is not None and cores > best_cores:
             break
-        usage = _check(geo, tile, target, out_axons)
-        if all(usage[k] <= limits[k] for k in limits):
-            halo = float(
-                sum(np.sum(geo.axons(idx, tile)) for idx in _by_source(geo.paths).values())
-            )
+        usage = _check(geo, tile, target, out_axons, stop=True)
+        if len(usage) == len(limits) and all(usage[k] <= limits[k] for k in limits):
+            halo = float(sum(np.sum(geo.axons(idx, tile)) for idx in geo.groups.values()))
             key = (halo, tuple(-t for t in tile))
             if best is None or key < best[0]:
                 best, best_cores = (key, tile, usage), cores
@@ -718,7 +768,7 @@ def map_graph(
     """Map every neuron node of ``graph`` onto ``target``'s cores.
 
     ``rates``: node (neuron or graph Input) -> mean spikes per neuron and step, NIR shape of
-    that node (from :func:`measure_rates`); nodes left out count as spiking every step.
+    that node (from :func:`spike_rates`); nodes left out count as spiking every step.
     Raises :class:`MappingError` for a layer no tiling can place.
     """
     target = load_target(target)
@@ -776,7 +826,7 @@ def map_graph(
         if n in host_read:
             out = out + 1.0
         dests[n] = out
-        tile, usage = _choose(geos[n], n, target, out)
+        tile, usage = _choose(geos[n], n, target, _BlockSums(out))
         limits = _limits(target)
         m.tile, m.cores = tile, _cores(m.shape, tile)
         m.binding = max(limits, key=lambda k: usage[k] / limits[k])

@@ -239,7 +239,7 @@ def test_fan_in_beyond_limit_names_layer_limit_value():
 def test_kernel_too_big_for_memory_suggests_smaller_kernel():
     t = small(synapse_memory_bytes_per_core=100, shared_conv_weights=False)
     g = conv_graph(hw=(11, 11), k=11, padding=0, c_out=1)  # one neuron with 121 connections
-    with pytest.raises(MappingError, match=r"'lif'.*121 synapse memory bytes > the limit 100.*"
+    with pytest.raises(MappingError, match=r"'lif'.*121 bytes of synapse memory > the limit 100.*"
                        r"smaller kernel"):  # fmt: skip
         map_graph(g, t)
 
