@@ -588,9 +588,14 @@ class _Geometry:
         return self._cache[key]
 
     def tiles(self, tile: Sequence[int]) -> tuple[np.ndarray, ...]:
-        return tuple(
-            _tile_sum(np.ones(n, dtype=np.int64), t) for n, t in zip(self.shape, tile, strict=False)
-        )
+        """Neurons per tile along each axis."""
+        key = tuple(tile)
+        if key not in self._tiles:
+            self._tiles[key] = tuple(
+                _tile_sum(np.ones(n, dtype=np.int64), t)
+                for n, t in zip(self.shape, tile, strict=True)
+            )
+        return self._tiles[key]
 
     def synapses(self, p: int, tile: Sequence[int]) -> np.ndarray:
         rel = self.paths[p].rel
@@ -655,7 +660,7 @@ def _candidates(shape: tuple[int, ...], per_core: int) -> list[tuple[int, ...]]:
     sizes = [sorted({-(-n // k) for k in range(1, n + 1)}, reverse=True) for n in shape]
     out = [t for t in itertools.product(*sizes) if math.prod(t) <= per_core]
     return sorted(
-        out, key=lambda t: (math.prod(-(-n // s) for n, s in zip(shape, t, strict=False)), t)
+        out, key=lambda t: (math.prod(-(-n // s) for n, s in zip(shape, t, strict=True)), t)
     )
 
 
@@ -776,7 +781,13 @@ def map_graph(
     preds: dict[str, list[str]] = {n: [] for n in nodes}
     for src, dst in edges:
         preds[dst].append(src)
-    order = _topological(nodes, preds)
+    try:
+        order = _topological(nodes, preds)
+    except ValueError as err:
+        raise MappingError(
+            f"{err}".split(";")[0] + "; the mapper handles feed-forward graphs only (recurrent"
+            " connections would make a layer's fan-out depend on its own tiling)"
+        ) from None
     names = [n for n in order if isinstance(nodes[n], NEURON_TYPES)]
     if not names:
         raise MappingError("the graph has no neuron nodes: nothing to map onto cores")
@@ -817,7 +828,6 @@ def map_graph(
         return r
 
     # reverse topological order: a layer's consumers are tiled before it (feed-forward graph)
-    dests: dict[str, np.ndarray] = {}  # source -> destination cores per neuron (+ host)
     for n in reversed(names):
         m = layers[n]
         out = np.zeros(m.shape)
@@ -825,7 +835,7 @@ def map_graph(
             out = out + geos[layer].dest_counts(idx, layers[layer].tile)
         if n in host_read:
             out = out + 1.0
-        dests[n] = out
+
         tile, usage = _choose(geos[n], n, target, _BlockSums(out))
         limits = _limits(target)
         m.tile, m.cores = tile, _cores(m.shape, tile)
@@ -857,16 +867,20 @@ def map_graph(
             m.messages_out_per_step = float(np.sum(r * out))
     # messages into each layer (needs the source's rate and this layer's tiling)
     boundary: list[Boundary] = []
+    unknown_in: dict[str, bool] = {}
     for source, cons in consumers.items():
         r = rate(source)
         for layer, idx in cons:
             d = geos[layer].dest_counts(idx, layers[layer].tile)
             m = layers[layer]
             m.messages_in_bound += round(float(np.sum(d)))
-            if r is not None:
+            if r is not None and not unknown_in.get(layer, False):
                 m.messages_in_per_step = np.nan_to_num(m.messages_in_per_step) + float(
                     np.sum(r * d)
                 )
+            elif r is None:  # a source without a measured rate: no measured total
+                unknown_in[layer] = True
+                m.messages_in_per_step = math.nan
         if source not in layers:
             d = sum(geos[layer].dest_counts(idx, layers[layer].tile) for layer, idx in cons)
             boundary.append(

@@ -217,6 +217,33 @@ def test_grouped_conv_reads_its_group_only():
     assert m.synapses == 4 * 2 * 49 and m.max_fan_in == 2 * 9
 
 
+def test_flatten_then_affine_is_dense():
+    g = graph(
+        {
+            "input": nir.Input(input_type={"input": np.array([2, 2, 2])}),
+            "flat": nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=0),
+            "fc": nir.Affine(weight=np.ones((3, 8)), bias=np.zeros(3)),
+            "lif": lif((3,)),
+        },
+        [("input", "flat"), ("flat", "fc"), ("fc", "lif")],
+    )
+    result = map_graph(g, small(neurons_per_core=2))
+    m = result.layer("lif")
+    assert (m.synapses, m.max_input_axons, m.cores, m.max_fan_in) == (24, 8, 2, 8)
+    # every input neuron reaches both cores: 8 x 2 messages if all spike
+    assert result.boundary[0].messages_bound == 16
+
+
+def test_partial_rates_leave_measured_totals_empty():
+    rates = {"lif1": np.array([1.0, 0.0, 0.5])}  # no rate for the input, none for lif2
+    result = map_graph(dense_chain(), LOIHI2, rates)
+    assert result.layer("lif1").messages_out_per_step == 1.5
+    assert np.isnan(result.layer("lif1").messages_in_per_step)  # its input has no rate
+    assert result.layer("lif2").messages_in_per_step == 1.5
+    assert np.isnan(result.layer("lif2").spikes_per_step) and not result.measured
+    assert "no measured rates for ['lif2']" in report_text(result)
+
+
 # ----------------------------------------------------------------------------- errors
 
 
@@ -242,6 +269,21 @@ def test_kernel_too_big_for_memory_suggests_smaller_kernel():
     with pytest.raises(MappingError, match=r"'lif'.*121 bytes of synapse memory > the limit 100.*"
                        r"smaller kernel"):  # fmt: skip
         map_graph(g, t)
+
+
+def test_recurrent_graph_is_refused():
+    g = graph(
+        {
+            "input": nir.Input(input_type={"input": np.array([2])}),
+            "fc": nir.Affine(weight=np.ones((2, 2)), bias=np.zeros(2)),
+            "lif": lif((2,)),
+            "rec": nir.Affine(weight=np.ones((2, 2)), bias=np.zeros(2)),
+            "output": nir.Output(output_type={"output": np.array([2])}),
+        },
+        [("input", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "output")],
+    )
+    with pytest.raises(MappingError, match="feed-forward graphs only"):
+        map_graph(g, LOIHI2)
 
 
 def test_weights_into_an_output_port_are_refused():
@@ -369,6 +411,11 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("cannot map: layer 'wide'") and err.count("\n") == 1
     assert not (tmp_path / "r").exists()  # nothing written on failure
     assert map_main([str(tmp_path / "missing.nir")]) == 2
+    toy = tmp_path / "toy.json"
+    toy.write_text(json.dumps(dataclasses.asdict(small(neurons_per_core=2))))
+    assert map_main([str(path), "--target", str(toy), "--out", str(tmp_path / "t")]) == 0
+    rows = list(csv.DictReader((tmp_path / "t" / "mapping.csv").open()))
+    assert rows[-1]["cores"] == "3"  # lif1 on 2 cores, lif2 on 1
 
 
 # ----------------------------------------------------------------------------- FSVE
