@@ -59,6 +59,16 @@ def _load_source(source: Path, example: torch.Tensor | None):
             )
         sim = Simulator(graph, _graph_dt(graph))
         layout = str((graph.metadata or {}).get("input_layout", "time_first"))
+        if len(sim.inputs) > 1:
+            ports = [n for n in sim.inputs if n != "input"]
+
+            def refuse(x: Any) -> dict[str, Any]:
+                raise ValueError(
+                    f"{source} has Input ports {ports} fed by a host program; measuring spikes"
+                    f" needs {host_file} beside it (written by python -m export.nir)"
+                )
+
+            return graph, refuse, layout, f"NIR graph {source}"
 
         def run(x: Any) -> dict[str, Any]:
             if layout == "clip":

@@ -244,6 +244,74 @@ def test_partial_rates_leave_measured_totals_empty():
     assert "no measured rates for ['lif2']" in report_text(result)
 
 
+def _brute_force(src_shape, ops, dst_shape):
+    """Connectivity [N_dst, N_src] from one-hot inputs pushed through ones-weight ops."""
+    n_src = int(np.prod(src_shape))
+    eye = torch.eye(n_src, dtype=torch.float64).reshape(n_src, *src_shape)
+    out = eye
+    for op in ops:
+        out = op(out)
+    return (out.reshape(n_src, -1) != 0).numpy().T  # [N_dst, N_src]
+
+
+def _tile_ids(shape, tile):
+    grid = np.indices(shape).reshape(len(shape), -1).T  # every neuron's index
+    k = [-(-n // t) for n, t in zip(shape, tile, strict=True)]
+    return np.ravel_multi_index(tuple((grid // np.array(tile)).T), k)
+
+
+@pytest.mark.parametrize("case", ["strided-dilated-grouped", "pool-then-conv", "residual"])
+def test_counts_equal_a_brute_force_connectivity_matrix(case):
+    src = (4, 7, 6)
+    w1 = np.ones((4, 2, 3, 3))  # groups 2
+    c1 = nir.Conv2d((7, 6), w1, stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2,
+                    bias=np.zeros(4))  # fmt: skip
+    t1 = lambda x: torch.nn.functional.conv2d(  # noqa: E731
+        x, torch.ones(4, 2, 3, 3, dtype=x.dtype), stride=(2, 1), padding=(1, 2),
+        dilation=(1, 2), groups=2,
+    )  # fmt: skip
+    nodes = {"input": nir.Input(input_type={"input": np.array(src)})}
+    if case == "pool-then-conv":
+        nodes["pool"] = nir.SumPool2d(np.array([2, 2]), np.array([1, 1]), np.array([0, 0]))
+        nodes["conv"] = conv(3, 4, 2, (6, 5), stride=2)
+        edges = [("input", "pool"), ("pool", "conv"), ("conv", "lif")]
+        ops = [
+            lambda x: torch.nn.functional.avg_pool2d(x, 2, 1),
+            lambda x: torch.nn.functional.conv2d(
+                x, torch.ones(3, 4, 2, 2, dtype=x.dtype), stride=2
+            ),
+        ]
+        dst = (3, 3, 2)
+        a = _brute_force(src, ops, dst)
+    else:
+        nodes["conv"] = c1
+        edges = [("input", "conv"), ("conv", "lif")]
+        dst = tuple(int(v) for v in c1.output_type["output"])
+        a = _brute_force(src, [t1], dst)
+        if case == "residual":  # + a 1x1 stride-(2,1) conv of the same input, pad (0, 1)
+            c2 = nir.Conv2d((7, 6), np.ones((4, 4, 1, 1)), stride=(2, 1), padding=(0, 0),
+                            dilation=1, groups=1, bias=np.zeros(4))  # fmt: skip
+            nodes["short"] = c2
+            edges += [("input", "short"), ("short", "lif")]
+            t2 = lambda x: torch.nn.functional.conv2d(  # noqa: E731
+                x, torch.ones(4, 4, 1, 1, dtype=x.dtype), stride=(2, 1)
+            )
+            b = _brute_force(src, [t2], dst)
+            synapses = int(a.sum() + b.sum())
+            a = a | b
+    nodes["lif"] = lif(dst)
+    g = nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+    m = map_graph(g, small(neurons_per_core=5)).layer("lif")
+    assert m.shape == dst
+    assert m.synapses == (synapses if case == "residual" else int(a.sum()))
+    if case != "residual":
+        assert m.max_fan_in == int(a.sum(1).max())
+    tiles = _tile_ids(dst, m.tile)
+    per_core = np.stack([a[tiles == t].any(0) for t in range(m.cores)])  # [cores, N_src]
+    assert m.max_input_axons == int(per_core.sum(1).max())
+    assert m.messages_in_bound == int(per_core.sum())  # sum over sources of their dest cores
+
+
 # ----------------------------------------------------------------------------- errors
 
 
