@@ -325,6 +325,43 @@ def test_quantized_nir_graph(lava, loihi_graphs, real_image, name):
     assert kinds == (["dense"] * 4 if name == "residual" else ["conv", "dense"])
 
 
+@pytest.mark.slow
+def test_micro_fsve_partition(lava, loihi_graphs, micro_fsve, clips):
+    """The whole neuromorphic partition of the micro FSVE (23 LIF/SN layers, 14,848 neurons,
+    up to 6 synapses into a layer, E-SDSA host inputs), quantised by export.loihi, in Lava: every
+    layer's spikes and voltages equal simulate_quantized's at every step. The host inputs (the
+    attention outputs the host computes each step) are fed from our run; since every layer they
+    are computed from agrees, they are what Lava's own outputs would give."""
+    import torch
+
+    from export.nir import SplitModel, to_nir
+    from export.sim import HostCall
+
+    export = to_nir(micro_fsve, clips[:2])
+    split = SplitModel(export.graph, export.host, accumulate=torch.float64)
+    stateful = [n for n in split.sim.neuron_nodes() if "sn" not in n.split(".")[-1]]
+    rec = split.run(clips[:6], record="all", states=stateful)
+    ranges = loihi_graphs.layer_ranges(export.graph, {k: v.numpy() for k, v in rec.items()})
+    q = loihi_graphs.quantize(export.graph, ranges)
+    calls = {
+        op.output: HostCall(tuple(op.inputs), lambda d, op=op: op(*(d[n] for n in op.inputs)))
+        for op in export.host.ops
+        if op.feeds_graph
+    }
+    x = clips[6:7].transpose(0, 1).numpy().astype(np.int64)  # [T, 1, 61, 32, 32]
+    run = loihi_graphs.simulate_quantized(q, x, align=False, host=calls, states=q.layers)
+    graph = from_quantized(q)
+    inputs = {name: run.values[name][:, 0] for name in graph.inputs if name in run.values}
+    inputs["input"] = np.zeros((run.steps, *x.shape[2:]), np.int64)  # zero-padded tail
+    inputs["input"][: len(x)] = x[:, 0]
+    out = lava(graph, inputs, record=("s", "v"))
+    assert len(graph.layers) == 23 and len(graph.inputs) == 3
+    for layer in q.layers:
+        np.testing.assert_array_equal(out[layer]["s"], run.values[layer][:, 0], err_msg=layer)
+        np.testing.assert_array_equal(out[layer]["v"], run.states[f"{layer}.v"][:, 0])
+    assert sum(int(out[n]["s"].sum()) for n in q.layers) > 1000
+
+
 def test_record_subset(lava):
     """Only the layers and variables asked for come back (monitors are read sparingly)."""
     rng = np.random.default_rng(5)
