@@ -453,6 +453,9 @@ class LayerMapping:
     messages_in_per_step: float = math.nan  # spike messages arriving at its cores
     messages_in_bound: int = 0
     to_host: bool = False  # an Output port reads it
+    first_core: int = 0  # global index of its first core (layers packed in graph order)
+    chip_messages_out_per_step: float = math.nan  # of messages_out, those to another chip
+    chip_messages_out_bound: int = 0
 
     @property
     def neurons(self) -> int:
@@ -904,10 +907,70 @@ def map_graph(
         )  # fmt: skip
     measured = rates is not None and all(rate(n) is not None for n in names)
     result = MappingResult(target, [layers[n] for n in names], boundary, measured)
+    _chip_traffic(result, geos, consumers, rate, result.notes)
     if rates is not None and not measured:
         missing = [n for n in names if rate(n) is None]
         result.notes.append(f"no measured rates for {missing}: their traffic is the bound only")
     return result
+
+
+CHIP_TRAFFIC_BUDGET = 50_000_000  # source-neuron x destination-core pairs evaluated at most
+
+
+def _tile_index(shape: Sequence[int], tile: Sequence[int]) -> np.ndarray:
+    """Row-major index of the tile (core) holding each neuron: int array [*shape]."""
+    grid = [np.arange(n) // t for n, t in zip(shape, tile, strict=True)]
+    counts = [-(-n // t) for n, t in zip(shape, tile, strict=True)]
+    return np.ravel_multi_index(np.meshgrid(*grid, indexing="ij"), counts)
+
+
+def _chip_traffic(result, geos, consumers, rate, notes: list[str]) -> None:
+    """Messages between chips: cores are numbered layer by layer (graph order, tiles
+    row-major) and filled onto chips of ``cores_per_chip``; host ports are not chips."""
+    per_chip = result.target.cores_per_chip
+    offset = 0
+    for m in result.layers:
+        m.first_core, offset = offset, offset + m.cores
+    layers = {m.name: m for m in result.layers}
+    if result.chips == 1:
+        for m in result.layers:
+            m.chip_messages_out_bound = 0
+            m.chip_messages_out_per_step = 0.0 if result.measured else math.nan
+        return
+    work = sum(
+        layers[dst].cores * layers[src].neurons
+        for src, cons in consumers.items()
+        if src in layers
+        for dst, _ in cons
+    )
+    if work > CHIP_TRAFFIC_BUDGET:
+        notes.append(
+            f"inter-chip messages not computed ({work} neuron x core pairs > {CHIP_TRAFFIC_BUDGET})"
+        )
+        return
+    for m in result.layers:
+        src_chip = (m.first_core + _tile_index(m.shape, m.tile)) // per_chip
+        cross = np.zeros(m.shape)
+        for dst, idx in consumers.get(m.name, []):
+            d, geo = layers[dst], geos[dst]
+            cross += geo.dest_counts(idx, d.tile)
+            full = any(geo.paths[p].rel.full for p in idx)
+            k = [-(-n // t) for n, t in zip(d.shape, d.tile, strict=True)]
+            for flat in range(d.cores):  # subtract destination cores on the sender's chip
+                chip = (d.first_core + flat) // per_chip
+                same = src_chip == chip
+                if not same.any():
+                    continue
+                t_idx = np.unravel_index(flat, k)
+                reach = np.full(m.shape, full)
+                if not full:
+                    for p in idx:
+                        masks = [geo.axis(p, a, t)[1][t_idx[a]] for a, t in enumerate(d.tile)]
+                        reach |= _outer(masks).astype(bool)
+                cross -= reach & same
+        m.chip_messages_out_bound = round(float(cross.sum()))
+        r = rate(m.name)
+        m.chip_messages_out_per_step = float(np.sum(r * cross)) if r is not None else math.nan
 
 
 # ----------------------------------------------------------------------------- rates
@@ -980,6 +1043,9 @@ def layer_rows(result: MappingResult) -> list[dict[str, Any]]:
                 "messages_out_bound": m.messages_out_bound,
                 "messages_in_per_step": _fmt(m.messages_in_per_step, 2),
                 "messages_in_bound": m.messages_in_bound,
+                "cores_from": m.first_core,
+                "chip_messages_out_per_step": _fmt(m.chip_messages_out_per_step, 2),
+                "chip_messages_out_bound": m.chip_messages_out_bound,
             }
         )
     total = {k: "" for k in rows[0]}
@@ -1004,6 +1070,8 @@ def layer_rows(result: MappingResult) -> list[dict[str, Any]]:
             "messages_out_bound": sum(m.messages_out_bound for m in result.layers),
             "messages_in_per_step": tsum("messages_in_per_step"),
             "messages_in_bound": sum(m.messages_in_bound for m in result.layers),
+            "chip_messages_out_per_step": tsum("chip_messages_out_per_step"),
+            "chip_messages_out_bound": sum(m.chip_messages_out_bound for m in result.layers),
         }
     )
     return [*rows, total]
@@ -1108,6 +1176,14 @@ def report_text(result: MappingResult, header: Sequence[str] = ()) -> str:
             if result.measured
             else f"not measured; upper bound {total['messages_out_bound']} (every neuron spikes"
             " every step)"
+        ),
+        "between chips "
+        + (
+            "none (one chip)"
+            if result.chips == 1
+            else f"{total['chip_messages_out_per_step'] or 'not measured'} messages per step"
+            f" (bound {total['chip_messages_out_bound']}); cores filled onto chips layer by"
+            " layer in graph order"
         ),
         "placement    one layer per core set (no core shared by two layers); tile = neurons per"
         " core along (channels, rows, cols), the fewest cores that meet every per-core limit;"

@@ -312,6 +312,30 @@ def test_counts_equal_a_brute_force_connectivity_matrix(case):
     assert m.messages_in_bound == int(per_core.sum())  # sum over sources of their dest cores
 
 
+def test_messages_between_chips():
+    g = graph(
+        {
+            "input": nir.Input(input_type={"input": np.array([4])}),
+            "fc1": nir.Affine(weight=np.ones((4, 4)), bias=np.zeros(4)),
+            "lif1": lif((4,)),
+            "fc2": nir.Affine(weight=np.ones((4, 4)), bias=np.zeros(4)),
+            "lif2": lif((4,)),
+        },
+        [("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2")],
+    )
+    rates = {"lif1": np.array([1.0, 0.5, 0.0, 0.0]), "lif2": np.zeros(4), "input": np.ones(4)}
+    # 2 neurons/core, 3 cores/chip: lif1 on cores 0-1 (chip 0), lif2 on cores 2 (chip 0) and
+    # 3 (chip 1); each lif1 spike goes to both lif2 cores, one of them on another chip
+    result = map_graph(g, small(neurons_per_core=2, cores_per_chip=3), rates)
+    l1 = result.layer("lif1")
+    assert (result.chips, l1.first_core, result.layer("lif2").first_core) == (2, 0, 2)
+    assert (l1.messages_out_bound, l1.chip_messages_out_bound) == (8, 4)
+    assert (l1.messages_out_per_step, l1.chip_messages_out_per_step) == (3.0, 1.5)
+    assert "1.50 messages per step (bound 4)" in report_text(result)
+    one_chip = map_graph(g, small(neurons_per_core=2, cores_per_chip=4), rates)
+    assert one_chip.layer("lif1").chip_messages_out_bound == 0
+
+
 # ----------------------------------------------------------------------------- errors
 
 
