@@ -32,6 +32,12 @@ Model of the hardware (one :class:`Target`, data not code):
   targets (all are other cores, as layers never share cores) and one to the host if an
   Output port reads it. Measured rates (mean spikes per neuron and step over real inputs)
   give ``messages_per_step``; without them every neuron spiking every step is the bound.
+  Cores are numbered layer by layer in graph order and filled onto chips of
+  ``cores_per_chip``; the messages whose destination core is on another chip are counted
+  apart.
+- The layers are tiled in reverse graph order, so a layer's consumers are placed before its
+  output axons are checked; each tile is chosen greedily for its own layer (fewest cores), not
+  for the whole graph. Recurrent graphs are refused.
 """
 
 from __future__ import annotations
