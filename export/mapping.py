@@ -322,15 +322,10 @@ def _compose(rel: _Rel, name: str, node: Any) -> _Rel:
     if isinstance(node, nir.Scale | nir.Delay):
         return rel
     if isinstance(node, nir.Flatten):
-        start = int(node.start_dim) % max(len(shape), 1) if len(shape) else 0
-        end = int(node.end_dim) % max(len(shape), 1) if len(shape) else 0
-        if start == end:
-            return rel  # flattens one axis: no-op
-        if (start, end) != (0, len(shape) - 1):
-            raise MappingError(
-                f"{name!r}: Flatten of axes {start}..{end} of {shape}; the mapper supports"
-                " flattening the whole (C, H, W) before an Affine/Linear only"
-            )
+        if len(shape) <= 1:
+            return rel
+        # exporters disagree on whether start_dim counts the batch axis; only a dense layer
+        # may follow, which reads the flat vector whatever the dims, so the dims do not matter
         return dataclasses.replace(rel, dst_shape=(int(np.prod(shape)),), flat=True)
     if isinstance(node, nir.Conv2d | nir.Conv1d):
         out, op_axes, kernel = _conv_axes(

@@ -217,16 +217,16 @@ def test_grouped_conv_reads_its_group_only():
     assert m.synapses == 4 * 2 * 49 and m.max_fan_in == 2 * 9
 
 
-def test_flatten_then_affine_is_dense():
-    g = graph(
-        {
-            "input": nir.Input(input_type={"input": np.array([2, 2, 2])}),
-            "flat": nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=0),
-            "fc": nir.Affine(weight=np.ones((3, 8)), bias=np.zeros(3)),
-            "lif": lif((3,)),
-        },
-        [("input", "flat"), ("flat", "fc"), ("fc", "lif")],
-    )
+@pytest.mark.parametrize("start_dim", [0, 1])  # 1: exporters that count a batch axis
+def test_flatten_then_affine_is_dense(start_dim):
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([2, 2, 2])}),
+        "flat": nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=start_dim),
+        "fc": nir.Affine(weight=np.ones((3, 8)), bias=np.zeros(3)),
+        "lif": lif((3,)),
+    }
+    edges = [("input", "flat"), ("flat", "fc"), ("fc", "lif")]
+    g = nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
     result = map_graph(g, small(neurons_per_core=2))
     m = result.layer("lif")
     assert (m.synapses, m.max_input_axons, m.cores, m.max_fan_in) == (24, 8, 2, 8)
