@@ -150,11 +150,13 @@ def wrap_u(u: np.ndarray) -> np.ndarray:
 
 
 def _int_sum(w: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """``s @ w.T`` exactly: float64 BLAS when every partial sum is below 2^53, else int64."""
-    if s.shape[-1] * (float(np.abs(w).max(initial=0)) + 1) * 2.0 < 2.0**53 and np.all(
-        (s == 0) | (s == 1)
-    ):
-        return np.rint(s.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
+    """``s @ w.T`` exactly: float32/float64 BLAS while every sum stays exact, else int64."""
+    if w.size == 0 or s.size == 0:
+        return np.zeros((*s.shape[:-1], w.shape[0]), np.int64)
+    bound = float(np.abs(s).max()) * float(np.abs(w).sum(1).max())  # largest |sum| possible
+    for dtype, limit in ((np.float32, 2.0**24), (np.float64, 2.0**53)):
+        if bound < limit:
+            return np.rint(s.astype(dtype) @ w.T.astype(dtype)).astype(np.int64)
     return s.astype(np.int64) @ w.T
 
 
@@ -302,6 +304,7 @@ class QuantConfig:
     headroom: float = 2.0  # u, v stay below 2^23 / headroom on the calibration data
     num_weight_bits: int = WEIGHT_BITS
     exp_search: int = 2  # also try this many smaller weight exponents (clip outliers)
+    split_sign: bool = True  # mixed-sign weights as two Dense processes (+, -): 8 bits each
 
     def __post_init__(self) -> None:
         if self.rounding not in ROUNDINGS:
@@ -391,12 +394,18 @@ class QuantizedGraph:
     config: QuantConfig
     dt: float
 
-    def depth(self) -> dict[str, int]:
-        """Dense/Conv processes on the longest path from an Input to each layer's output."""
-        d: dict[str, int] = {n: 0 for n in self.inputs}
-        for name in self.order:
+    def depth(self, host: Mapping[str, Any] | None = None) -> dict[str, int]:
+        """Dense/Conv processes on the longest path from a graph Input to each layer (and
+        Input); a host Input (``host``: name -> HostCall) is as deep as what it reads."""
+        d: dict[str, int] = {}
+        host = host or {}
+        for name in _run_order(self, host):
             if name in self.layers:
                 d[name] = 1 + max(d[p.source] for p in self.layers[name].projections)
+            elif name in host:
+                d[name] = max((d[self.outputs.get(n, n)] for n in host[name].needs), default=0)
+            else:
+                d[name] = 0
         return d
 
     def rows(self) -> list[dict[str, Any]]:
@@ -803,10 +812,15 @@ def _quantize_layer(
             w_a = w * (f if np.isscalar(f) else np.reshape(f, (-1,) + (1,) * (w.ndim - 1)))
         else:
             w_a = np.broadcast_to(factor, nf.shape).copy()
-        w_q, e, clipped = _quantize_weights(np.asarray(w_a, np.float64), cfg)
-        projections.append(
-            Projection(src, path, tuple(ops), w_q, e, np.asarray(w_a), clipped, in_shape)
-        )
+        w_a = np.asarray(w_a, np.float64)
+        parts = [w_a]
+        if cfg.split_sign and np.any(w_a < 0) and np.any(w_a > 0):
+            # a mixed-sign Dense keeps 7 magnitude bits (its lowest bit is dropped); an
+            # excitatory and an inhibitory one keep 8 each, with their own exponents
+            parts = [np.maximum(w_a, 0.0), np.minimum(w_a, 0.0)]
+        for part in parts:
+            w_q, e, clipped = _quantize_weights(part, cfg)
+            projections.append(Projection(src, path, tuple(ops), w_q, e, part, clipped, in_shape))
     # bias, decays
     b_int = bias_v * scale * (1 << ACT_SHIFT)
     bias_mant, bias_exp, bias_clipped = _quantize_bias(b_int, cfg)
@@ -865,13 +879,15 @@ def _project(p: Projection, x: np.ndarray) -> np.ndarray:
     import torch
 
     lead = x.shape[:2]
-    wmax = float(np.abs(p.weight).max(initial=0))
+    w = np.abs(p.weight)
+    weighted = any(op.kind == "weighted" for op in p.ops)
+    row = float(w.reshape(w.shape[0], -1).sum(1).max(initial=0)) if weighted and w.size else 0.0
+    row = row if weighted else float(w.max(initial=0))  # identity: one weight per neuron
     area = 1
     for op in p.ops:
         if op.kind == "sumpool":
             area *= int(np.prod(op.params[0]))
-    fan_in = int(np.prod(p.in_shape))
-    bound = float(np.abs(x).max(initial=0)) * wmax * fan_in * area
+    bound = float(np.abs(x).max(initial=0)) * row * area  # largest |sum| of one output
     dtype = torch.float32 if bound < 2.0**24 else torch.float64  # every sum exact
     if bound >= 2.0**53:
         raise ValueError(f"projection {p.source} -> {p.path}: sums beyond 2^53 are not exact")
@@ -917,7 +933,7 @@ def simulate_quantized(
     unknown = sorted(set(inputs) - set(wanted))
     if missing or unknown:
         raise ValueError(f"inputs: missing {missing}, unknown {unknown} (expected {wanted})")
-    depth = q.depth()
+    depth = q.depth(host)
     pad = 0 if align else max((depth[n] for n in q.layers), default=0)
     values: dict[str, np.ndarray] = {}
     lead = None
@@ -1283,7 +1299,7 @@ def _run(args: Any) -> int:
     t_sim = time.perf_counter() - t1
     cat = lambda xs: np.concatenate(xs, axis=1)  # noqa: E731  [T, B, ...] batches
     fl_all = {n: cat(v) for n, v in float_spk.items()}
-    depth = q.depth()
+    depth = q.depth(calls)
     rows = {
         m: agreement_rows(
             q,
@@ -1296,10 +1312,13 @@ def _run(args: Any) -> int:
     }
     y = torch.cat(labels)
     top1: dict[str, str] = {}
+    same: dict[str, str] = {}
     if classes is not None and finals:
+        preds = {}
         for k, e in emb.items():
-            pred = (F.normalize(torch.cat(e), dim=-1) @ classes.T).argmax(-1)
-            top1[k] = f"{100 * float((pred == y).float().mean()):.2f}"
+            preds[k] = (F.normalize(torch.cat(e), dim=-1) @ classes.T).argmax(-1)
+            top1[k] = f"{100 * float((preds[k] == y).float().mean()):.2f}"
+            same[k] = f"{int((preds[k] == preds['float']).sum())}/{len(y)}"
     local_rows = agreement_rows(q, fl_all, {n: cat(v) for n, v in local_spk.items()}, {})
     quant_rows = q.rows()
     layer_rows = [
@@ -1308,7 +1327,8 @@ def _run(args: Any) -> int:
     ]
     out_dir = args.out or Path("reports/loihi") / args.model.stem
     summary = [
-        {"model": "float", "top1_pct": top1.get("float", "n/a"), "agreement_pct": 100.0,
+        {"model": "float", "top1_pct": top1.get("float", "n/a"),
+         "same_class_as_float": same.get("float", "n/a"), "agreement_pct": 100.0,
          "u_wrapped": 0, "v_saturated": 0},
     ]  # fmt: skip
     for m in modes:
@@ -1318,6 +1338,7 @@ def _run(args: Any) -> int:
             {
                 "model": f"fixed ({m})",
                 "top1_pct": top1.get(m, "n/a"),
+                "same_class_as_float": same.get(m, "n/a"),
                 "agreement_pct": round(float(agree / max(total, 1)), 4),
                 "u_wrapped": sum(r["u_wrapped"] for r in rows[m]),
                 "v_saturated": sum(r["v_saturated"] for r in rows[m]),

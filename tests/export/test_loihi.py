@@ -241,7 +241,7 @@ def test_graph_layer_is_the_primitive():
          "lif": lif(5), "output": nir.Output(np.array([5]))},
         [("input", "fc"), ("fc", "lif"), ("lif", "output")],
     )  # fmt: skip
-    q = quantize(g, config=QuantConfig(scale=100))
+    q = quantize(g, config=QuantConfig(scale=100, split_sign=False))  # one mixed-sign Dense
     layer = q.layers["lif"]
     assert (layer.du, layer.dv, layer.vth) == (4095, 2048, 100)  # dv = 4096 / tau
     (p,) = layer.projections
@@ -288,7 +288,7 @@ def test_residual_join_sums_delayed_projections_and_folds_scale():
     g.nodes["fc3"] = nir.Affine(rng.normal(0, 0.5, (4, 5)), np.zeros(4))
     g.nodes["x2"] = nir.Scale(np.full(4, 2.0))
     g.edges += [("input", "fc3"), ("fc3", "x2"), ("x2", "l2")]
-    q = quantize(g)
+    q = quantize(g, config=QuantConfig(split_sign=False))
     layer = q.layers["l2"]
     by_src = {p.source: p for p in layer.projections}
     assert set(by_src) == {"l1", "input"} and by_src["input"].path == ("fc3", "x2")
@@ -330,10 +330,32 @@ def test_threshold_cuba_and_per_channel_thresholds():
     assert (cuba.du, cuba.dv) == (2047, 1024)  # du + 1 = 4096/2, dv = 4096/4
     # one vth for the layer; a per-channel threshold scales its weight row instead
     np.testing.assert_allclose(sn.scale, [sn.vth / 0.5, sn.vth / 2.0])
-    np.testing.assert_allclose(sn.projections[0].weight_float, w * sn.scale[:, None])
+    parts = [p.weight_float for p in sn.projections]  # split sign: excitatory + inhibitory
+    assert len(parts) == 2 and np.all(parts[0] >= 0) and np.all(parts[1] <= 0)
+    np.testing.assert_allclose(parts[0] + parts[1], w * sn.scale[:, None])
     assert sn.vth == 131071  # no ranges given: the 17-bit limit
     run = simulate_quantized(q, (rng.random((10, 2, 3)) < 0.5).astype(np.int64))
     assert set(run.values) >= {"sn", "cuba", "output", "input"}
+
+
+def test_split_sign_keeps_8_bits_per_sign():
+    # 1.0 and -0.03 at scale 100: 100 and -3 in a_in units. One mixed-sign Dense shares the
+    # exponent that 100 needs, so -3 is the mantissa -6 (2 bits); split into an excitatory and
+    # an inhibitory Dense, -3 gets its own exponent and the mantissa -192 (8 bits)
+    g = graph(
+        {"input": nir.Input(np.array([2])), "fc": nir.Linear(np.array([[1.0, -0.03]])),
+         "l": lif(1), "output": nir.Output(np.array([1]))},
+        [("input", "fc"), ("fc", "l"), ("l", "output")],
+    )  # fmt: skip
+    one = quantize(g, config=QuantConfig(scale=100, split_sign=False)).layers["l"]
+    two = quantize(g, config=QuantConfig(scale=100)).layers["l"]
+    (p,) = one.projections
+    assert [int(x) * 2.0**p.exp for x in p.weight[0]] == [100.0, -3.0]  # 200, -6 at 2^-1
+    pos, neg = two.projections
+    assert pos.weight.tolist() == [[200, 0]] and pos.exp == -1  # 100 = 200 >> 1
+    assert neg.weight.tolist() == [[0, -192]] and neg.exp == -6  # -3 = -192 >> 6
+    np.testing.assert_array_equal(effective_weights(neg.weight), neg.weight)  # inhibitory
+    assert pos.weight_error == 0 and neg.weight_error < 1e-12
 
 
 def test_threshold_mantissa_from_calibrated_ranges_and_bias():
