@@ -51,6 +51,7 @@ __all__ = [
     "layer_ranges",
     "lif_fixed",
     "main",
+    "path_errors",
     "quantize",
     "sign_mode",
     "simulate_dense_lif",
@@ -305,6 +306,7 @@ class QuantConfig:
     num_weight_bits: int = WEIGHT_BITS
     exp_search: int = 2  # also try this many smaller weight exponents (clip outliers)
     split_sign: bool = True  # mixed-sign weights as two Dense processes (+, -): 8 bits each
+    weight_terms: int = 1  # Dense processes per weight set: 2 adds one for the rounding residue
 
     def __post_init__(self) -> None:
         if self.rounding not in ROUNDINGS:
@@ -319,6 +321,8 @@ class QuantConfig:
             raise ValueError(f"num_weight_bits must be in 1..8, got {self.num_weight_bits}")
         if self.exp_search < 0:
             raise ValueError(f"exp_search must be >= 0, got {self.exp_search}")
+        if self.weight_terms not in (1, 2):
+            raise ValueError(f"weight_terms must be 1 or 2, got {self.weight_terms}")
 
     def round(self, x: Any) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
@@ -351,6 +355,7 @@ class Projection:
     weight_float: np.ndarray  # the float weights in a_in units (what weight << exp stands for)
     clipped: int  # weights clipped to the mantissa range
     in_shape: tuple[int, ...]
+    residue: bool = False  # carries the rounding residue of the projection before it
 
     @property
     def weight_error(self) -> float:
@@ -383,6 +388,21 @@ class QuantLayer:
     notes: str = ""
 
 
+def path_errors(layer: QuantLayer) -> dict[tuple[str, tuple[str, ...]], float]:
+    """Per (source, path): RMS of the quantised minus the float weights over the float RMS,
+    summing the Dense processes of one path (sign split, residue terms)."""
+    groups: dict[tuple[str, tuple[str, ...]], list[Projection]] = {}
+    for p in layer.projections:
+        groups.setdefault((p.source, p.path), []).append(p)
+    out = {}
+    for key, ps in groups.items():
+        ref = sum(p.weight_float for p in ps if not p.residue)
+        q = sum(p.weight.astype(np.float64) * 2.0**p.exp for p in ps)
+        rms = float(np.sqrt(np.mean(ref**2)))
+        out[key] = float(np.sqrt(np.mean((q - ref) ** 2)) / rms) if rms else 0.0
+    return out
+
+
 @dataclass(frozen=True)
 class QuantizedGraph:
     """A NIR graph as Loihi integers: layers in topological order and its ports."""
@@ -412,7 +432,7 @@ class QuantizedGraph:
         """Per-layer quantisation report (one dict per layer)."""
         out = []
         for layer in self.layers.values():
-            werr = [p.weight_error for p in layer.projections]
+            werr = list(path_errors(layer).values())
             out.append(
                 {
                     "layer": layer.name,
@@ -821,6 +841,13 @@ def _quantize_layer(
         for part in parts:
             w_q, e, clipped = _quantize_weights(part, cfg)
             projections.append(Projection(src, path, tuple(ops), w_q, e, part, clipped, in_shape))
+            if cfg.weight_terms == 2:  # a second Dense of the same path carries the residue
+                rest = part - w_q * 2.0**e
+                w_r, e_r, clipped_r = _quantize_weights(rest, cfg)
+                if np.any(w_r):
+                    projections.append(
+                        Projection(src, path, tuple(ops), w_r, e_r, rest, clipped_r, in_shape, True)
+                    )
     # bias, decays
     b_int = bias_v * scale * (1 << ACT_SHIFT)
     bias_mant, bias_exp, bias_clipped = _quantize_bias(b_int, cfg)
@@ -1181,6 +1208,14 @@ def main(argv: list[str] | None = None) -> int:
                    " class prompts when MODEL is a .nir (Top-1 needs them)")  # fmt: skip
     p.add_argument("--headroom", type=float, default=2.0, help="u, v below 2^23/headroom")
     p.add_argument(
+        "--weight-terms",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="Dense/Conv processes per weight set: 2 adds one for the rounding residue"
+        " (about 15-bit weights at twice the synapses)",
+    )
+    p.add_argument(
         "--lava-timing",
         action="store_true",
         help="also run with Lava's one-step delay per Dense/Conv (not aligned)",
@@ -1258,7 +1293,8 @@ def _run(args: Any) -> int:
     rec = split.run(calib["spikes"], record="all", states=stateful)
     ranges = layer_ranges(graph, {k: v.numpy() for k, v in rec.items()}, dt)
     del rec
-    q = quantize(graph, ranges, QuantConfig(headroom=args.headroom), dt)
+    cfg = QuantConfig(headroom=args.headroom, weight_terms=args.weight_terms)
+    q = quantize(graph, ranges, cfg, dt)
     t_quant = time.perf_counter() - t0
     classes = _class_embeddings(model, ckpt, dataset.class_names) if model is not None else None
     modes = {"aligned": True, **({"lava": False} if args.lava_timing else {})}

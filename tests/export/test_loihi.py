@@ -20,6 +20,7 @@ from export.loihi import (
     layer_ranges,
     lif_fixed,
     main,
+    path_errors,
     quantize,
     simulate_dense_lif,
     simulate_quantized,
@@ -358,6 +359,20 @@ def test_split_sign_keeps_8_bits_per_sign():
     assert pos.weight_error == 0 and neg.weight_error < 1e-12
 
 
+def test_weight_error_per_path_and_residue_terms():
+    g = chain_graph(np.random.default_rng(8))
+    errs = {}
+    for cfg in (QuantConfig(split_sign=False), QuantConfig(), QuantConfig(weight_terms=2)):
+        layer = quantize(g, config=cfg).layers["l1"]
+        (err,) = path_errors(layer).values()  # one path input -> fc1 -> l1
+        errs[(cfg.split_sign, cfg.weight_terms)] = (err, len(layer.projections))
+    # a mixed 8-bit Dense keeps 7 magnitude bits: RMS error ~ step/sqrt(12) ~ 1% of N(0, 1)
+    # weights; the sign split halves the step; a residue term takes about 7 bits more
+    (e_mixed, n_mixed), (e_split, n_split), (e_two, n_two) = errs.values()
+    assert (n_mixed, n_split, n_two) == (1, 2, 4)
+    assert 0.003 < e_mixed < 0.03 and e_split < 0.7 * e_mixed and e_two < e_split / 50
+
+
 def test_threshold_mantissa_from_calibrated_ranges_and_bias():
     g = chain_graph(np.random.default_rng(5), bias=True)
     ranges = {"l1": np.full(6, 10.0), "l2": np.full(4, 0.5)}
@@ -476,6 +491,15 @@ def test_cli_reports_float_and_fixed(micro_fsve, tiny_data, tmp_path, capsys):
     with open(out / "loihi_layers.csv") as f:
         layers = list(csv.DictReader(f))
     assert {"weight_rel_err_max", "agreement_pct", "u_wrapped", "v_saturated"} <= set(layers[0])
+    # a written NIR graph (+ its host program beside it), class prompts from the checkpoint
+    from export.nir import to_nir
+
+    nir_path, _ = to_nir(micro_fsve, SpikeDataset(tiny_data, "test")[0]["spikes"][None]).save(
+        tmp_path / "g" / "fsve.nir"
+    )
+    rc = main([str(nir_path), "--checkpoint", str(ckpt), "--data", str(tiny_data), "--samples",
+               "4", "--calibration", "4", "--out", str(tmp_path / "rep2")])  # fmt: skip
+    assert rc == 0 and "same_class_as_float" in capsys.readouterr().out
     assert main([str(tmp_path / "none.pt"), "--data", str(tiny_data)]) == 2
     assert main([str(ckpt), "--data", str(tmp_path / "nodata")]) == 2
     assert "no dataset" in capsys.readouterr().err
