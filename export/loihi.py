@@ -305,6 +305,7 @@ class QuantConfig:
     headroom: float = 2.0  # u, v stay below 2^23 / headroom on the calibration data
     num_weight_bits: int = WEIGHT_BITS
     exp_search: int = 2  # also try this many smaller weight exponents (clip outliers)
+    min_weight_exp: int = 0  # < 0 allows finer weights, but Lava floors those sums (bias)
     split_sign: bool = True  # mixed-sign weights as two Dense processes (+, -): 8 bits each
     weight_terms: int = 1  # Dense processes per weight set: 2 adds one for the rounding residue
 
@@ -693,9 +694,10 @@ def _quantize_weights(w_a: np.ndarray, cfg: QuantConfig) -> tuple[np.ndarray, in
     top = float(np.max(np.abs(mag), initial=0.0))
     if top == 0:
         return np.zeros(w_a.shape, np.int64), 0, 0
-    e0 = int(np.ceil(np.log2(top / (hi << k))))
+    e0 = max(int(np.ceil(np.log2(top / (hi << k)))), cfg.min_weight_exp)
+    e_lo = max(e0 - (cfg.exp_search if cfg.rounding == "nearest" else 0), cfg.min_weight_exp)
     best = None
-    for e in range(e0 - (cfg.exp_search if cfg.rounding == "nearest" else 0), e0 + 1):
+    for e in range(e_lo, e0 + 1):
         x = mag / 2.0**e / (1 << k)
         q = np.clip(cfg.round(x), lo, hi)
         err = float(np.sum((q * (1 << k) * 2.0**e - mag) ** 2))
@@ -1083,7 +1085,9 @@ def _host_input(
 def layer_ranges(
     graph: Any, records: Mapping[str, Any], dt: float | None = None
 ) -> dict[str, np.ndarray]:
-    """Per-neuron ``max(|u|, |v|)`` (float units of v) of each neuron node from a float run.
+    """Per-neuron range (float units of v) of each neuron node from a float run: the largest
+    ``|u|`` and the largest ``v`` before the threshold test (bounded by ``v+ + u+``). Negative
+    ``v`` is not bounded: it saturates harmlessly far below threshold (and is counted).
 
     ``records``: outputs of :class:`export.sim.Simulator` run with ``record="all"`` and the
     neuron states (``"<node>.v"``, ``"<node>.i"``), ``[T, B, ...]``.
@@ -1105,8 +1109,9 @@ def layer_ranges(
         else:
             u = x * nf.gain
         m = np.abs(u).max(axis=(0, 1))
-        if f"{name}.v" in records:
-            m = np.maximum(m, np.abs(np.asarray(records[f"{name}.v"], np.float64)).max(axis=(0, 1)))
+        if f"{name}.v" in records:  # v before the threshold test: at most v+ (after) + u+
+            v_pos = np.maximum(np.asarray(records[f"{name}.v"], np.float64), 0).max(axis=(0, 1))
+            m = np.maximum(m, v_pos + np.maximum(u, 0).max(axis=(0, 1)))
         out[name] = m
     return out
 

@@ -348,8 +348,9 @@ def test_split_sign_keeps_8_bits_per_sign():
          "l": lif(1), "output": nir.Output(np.array([1]))},
         [("input", "fc"), ("fc", "l"), ("l", "output")],
     )  # fmt: skip
-    one = quantize(g, config=QuantConfig(scale=100, split_sign=False)).layers["l"]
-    two = quantize(g, config=QuantConfig(scale=100)).layers["l"]
+    fine = dict(scale=100, min_weight_exp=-8)  # allow exponents below 0 (floored sums)
+    one = quantize(g, config=QuantConfig(split_sign=False, **fine)).layers["l"]
+    two = quantize(g, config=QuantConfig(**fine)).layers["l"]
     (p,) = one.projections
     assert [int(x) * 2.0**p.exp for x in p.weight[0]] == [100.0, -3.0]  # 200, -6 at 2^-1
     pos, neg = two.projections
@@ -357,6 +358,10 @@ def test_split_sign_keeps_8_bits_per_sign():
     assert neg.weight.tolist() == [[0, -192]] and neg.exp == -6  # -3 = -192 >> 6
     np.testing.assert_array_equal(effective_weights(neg.weight), neg.weight)  # inhibitory
     assert pos.weight_error == 0 and neg.weight_error < 1e-12
+    # by default exponents stay >= 0, so every sum is exact (no floor): -3 is -3 << 0
+    pos, neg = quantize(g, config=QuantConfig(scale=100)).layers["l"].projections
+    assert (pos.weight.tolist(), pos.exp, neg.weight.tolist(), neg.exp) == (
+        [[100, 0]], 0, [[0, -3]], 0)  # fmt: skip
 
 
 def test_weight_error_per_path_and_residue_terms():
