@@ -227,7 +227,7 @@ def test_attention_pool_grid_matches_trunk_for_odd_sizes(tiny_setup):
     cfg, _ = tiny_setup
     cfg = dataclasses.replace(cfg, height=33, width=95, num_blocks=1)  # grid (1, 3)
     model = SPKLIP(cfg).eval()
-    assert model.backbone.pool.positional_embedding.shape == (1 * 3 + 1, 256)
+    assert model.backbone.pool.positional_embedding.shape == (1 * 3 + 1, 512)
     with torch.no_grad():
         assert model.encode_video(spikes_for(cfg, 1)).shape == (1, 64)
 
@@ -239,7 +239,7 @@ def test_tiny_parameter_counts(tiny_setup):
     # SA 16*8*9 + 8 = 1160 and 8*4 + 4 = 36 -> 3556
     assert counts["hsfe"] == 3556
     assert counts["total"] == sum(v for k, v in counts.items() if k != "total")
-    assert counts["total"] < 1_000_000
+    assert counts["total"] < 2_000_000
 
 
 def test_paper_parameter_count():
@@ -328,3 +328,18 @@ def test_zero_shot_logits():
     assert logits.shape == (2, 2)
     assert logits.argmax(1).tolist() == [1, 0]
     torch.testing.assert_close(logits[1], torch.tensor([10.0, 0.0]))  # cosines (1, 0) x 10
+
+
+def test_hsfe_init_is_piecewise_constant_in_time(tiny_setup):
+    cfg, _ = tiny_setup
+    hsfe = SPKLIP(cfg).hsfe
+    for branch in hsfe.branches:
+        w = branch.conv.weight.detach()  # [k, T, 3, 3]
+        frames = w.shape[1]
+        spans = torch.arange(frames) * 4 // frames
+        for s in range(4):
+            block = w[:, spans == s]
+            assert torch.equal(block, block[:, :1].expand_as(block))  # constant within a span
+        assert not torch.equal(w[:, spans == 0][:, 0], w[:, spans == 1][:, 0])  # spans differ
+        std = (2.0 / (frames * 9)) ** 0.5
+        assert 0.3 * std < w.std().item() < 3 * std
