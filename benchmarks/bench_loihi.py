@@ -36,9 +36,9 @@ import numpy as np
 from export.lava import (  # pure numpy: imports under the Lava interpreter too
     LIFQ,
     REPO_ROOT,
+    LavaGraph,
+    LavaLayer,
     LavaNetwork,
-    QuantGraph,
-    QuantLayer,
     Synapse,
     lava_python,
     load_results,
@@ -51,13 +51,13 @@ N = 1000  # inputs and LIF neurons
 NEURON = LIFQ(du=410, dv=205, vth=3000)  # 10 % current and 5 % voltage decay per step
 
 
-def _network(seed: int = 0) -> QuantGraph:
+def _network(seed: int = 0) -> LavaGraph:
     w = np.random.default_rng(seed).integers(-256, 256, (N, N))  # mixed-sign 9-bit range
-    layer = QuantLayer("lif", (N,), NEURON, (Synapse("in", w),))
-    return QuantGraph({"in": (N,)}, (layer,))
+    layer = LavaLayer("lif", (N,), NEURON, (Synapse("in", w),))
+    return LavaGraph({"in": (N,)}, (layer,))
 
 
-def _ours(graph: QuantGraph, x: np.ndarray) -> tuple[float, np.ndarray]:
+def _ours(graph: LavaGraph, x: np.ndarray) -> tuple[float, np.ndarray]:
     """Wall seconds and spikes ``[T, B, N]`` of simulate_dense_lif on ``x [T, B, N]``."""
     from export.loihi import simulate_dense_lif
 
@@ -89,7 +89,7 @@ def _lava_worker(src: Path, dst: Path, warm: int) -> int:
 
 
 def _lava(
-    graph: QuantGraph, inputs: dict[str, np.ndarray], warm: int
+    graph: LavaGraph, inputs: dict[str, np.ndarray], warm: int
 ) -> tuple[dict, dict[str, np.ndarray]] | str:
     """Timing dict and spikes ``{layer: [T, *shape]}`` from Lava, or why it was skipped."""
     py = lava_python()

@@ -1,11 +1,13 @@
 """Run a quantised spiking graph in Intel Lava's fixed-point models; write lava-dl netx HDF5.
 
-A :class:`QuantGraph` is plain data (integer numpy arrays and ints, no torch, no Lava): spike
-inputs and LIF layers, each layer driven by the sum of its synapses (Dense or Conv from an input
+A :class:`LavaGraph` is a quantised graph as plain data (integer numpy arrays and ints, no
+torch, no Lava; :func:`from_quantized` makes one from ``export.loihi.quantize``): spike inputs
+and LIF layers, each layer driven by the sum of its synapses (Dense or Conv from an input
 or an earlier layer; several synapses into one layer are a residual join). ``run_lava`` builds
 the Lava network (``RingBuffer`` sources, ``Dense``/``Conv`` and ``LIF`` processes, fan-in by
 connecting several synapses to one ``LIF.a_in``) and runs it with
-``Loihi2SimCfg(select_tag='fixed_pt')``; ``write_netx`` writes chain-shaped graphs as netx HDF5.
+``Loihi2SimCfg(select_tag='fixed_pt')`` (:class:`LavaNetwork` to run it in parts);
+``write_netx`` writes chain-shaped graphs as netx HDF5.
 
 Lava (``lava-nc==0.10.0``) needs Python 3.10 and lives in ``.venv-lava`` (``make lava-env``),
 never in the main venv. This module imports under both: Lava is imported only inside the
@@ -26,7 +28,7 @@ images and flipped ``(C_out, kw, kh, C_in)`` true-convolution kernels appear onl
 CLI (run with the Lava interpreter)::
 
     python -m export.lava run IN.npz OUT.npz      # IN from save_run, OUT: s/<layer>, v/<layer>...
-    python -m export.lava netx IN.npz OUT.h5      # IN from save_run or save_graph
+    python -m export.lava netx IN.npz OUT.h5      # IN from save_run (inputs optional)
 """
 
 from __future__ import annotations
@@ -47,10 +49,10 @@ __all__ = [
     "LAVA_VENV",
     "LIFQ",
     "RECORD_VARS",
+    "LavaGraph",
+    "LavaLayer",
     "LavaNetwork",
     "NetxError",
-    "QuantGraph",
-    "QuantLayer",
     "Synapse",
     "from_quantized",
     "lava_python",
@@ -197,7 +199,7 @@ class Synapse:
 
 
 @dataclass(frozen=True)
-class QuantLayer:
+class LavaLayer:
     """A LIF population driven by the sum of its synapses."""
 
     name: str
@@ -222,11 +224,11 @@ class QuantLayer:
 
 
 @dataclass(frozen=True)
-class QuantGraph:
+class LavaGraph:
     """Spike inputs and LIF layers in topological order (a DAG; fan-in and fan-out allowed)."""
 
     inputs: Mapping[str, tuple[int, ...]]  # input name -> shape, (n,) or (C, H, W)
-    layers: tuple[QuantLayer, ...]
+    layers: tuple[LavaLayer, ...]
     _shapes: dict[str, tuple[int, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -264,7 +266,7 @@ class QuantGraph:
         """Shape of an input or a layer."""
         return self._shapes[name]
 
-    def layer(self, name: str) -> QuantLayer:
+    def layer(self, name: str) -> LavaLayer:
         for layer in self.layers:
             if layer.name == name:
                 return layer
@@ -287,8 +289,8 @@ class QuantGraph:
 MAX_COMPOSED_WEIGHTS = 1 << 24  # entries of a dense matrix composed from a projection's ops
 
 
-def from_quantized(q: Any) -> QuantGraph:
-    """:class:`QuantGraph` of an ``export.loihi.QuantizedGraph`` (read by attribute, so this
+def from_quantized(q: Any) -> LavaGraph:
+    """:class:`LavaGraph` of an ``export.loihi.QuantizedGraph`` (read by attribute, so this
     module never imports export.loihi or torch).
 
     A projection that is one Conv2d becomes a Lava Conv (its ``exp`` folded into the weights,
@@ -309,10 +311,10 @@ def from_quantized(q: Any) -> QuantGraph:
             _synapse_from_projection(p, shapes[p.source], shape, name) for p in ql.projections
         )
         neuron = LIFQ(du=ql.du, dv=ql.dv, vth=ql.vth, bias_mant=ql.bias_mant, bias_exp=ql.bias_exp)
-        layers.append(QuantLayer(name, shape, neuron, syns))
+        layers.append(LavaLayer(name, shape, neuron, syns))
         shapes[name] = shape
     inputs = {k: v for k, v in shapes.items() if k in q.inputs}
-    return QuantGraph(inputs, tuple(layers))
+    return LavaGraph(inputs, tuple(layers))
 
 
 def _conv_padding(
@@ -432,7 +434,7 @@ def _correlate(x: np.ndarray, w: np.ndarray, stride, padding, dilation, groups: 
 # ----------------------------------------------------------------------------- .npz exchange
 
 
-def _graph_to_arrays(graph: QuantGraph) -> tuple[dict, dict[str, np.ndarray]]:
+def _graph_to_arrays(graph: LavaGraph) -> tuple[dict, dict[str, np.ndarray]]:
     arrays: dict[str, np.ndarray] = {}
     layers = []
     for i, layer in enumerate(graph.layers):
@@ -467,7 +469,7 @@ def _graph_to_arrays(graph: QuantGraph) -> tuple[dict, dict[str, np.ndarray]]:
     return meta, arrays
 
 
-def _graph_from_arrays(meta: dict, arrays: Mapping[str, np.ndarray]) -> QuantGraph:
+def _graph_from_arrays(meta: dict, arrays: Mapping[str, np.ndarray]) -> LavaGraph:
     layers = []
     for i, spec in enumerate(meta["layers"]):
         syns = tuple(
@@ -490,13 +492,13 @@ def _graph_from_arrays(meta: dict, arrays: Mapping[str, np.ndarray]) -> QuantGra
             bias_mant=arrays[f"layer{i}.bias_mant"],
             bias_exp=arrays[f"layer{i}.bias_exp"],
         )
-        layers.append(QuantLayer(spec["name"], tuple(spec["shape"]), neuron, syns))
-    return QuantGraph({k: tuple(v) for k, v in meta["inputs"]}, tuple(layers))
+        layers.append(LavaLayer(spec["name"], tuple(spec["shape"]), neuron, syns))
+    return LavaGraph({k: tuple(v) for k, v in meta["inputs"]}, tuple(layers))
 
 
 def save_run(
     path: str | Path,
-    graph: QuantGraph,
+    graph: LavaGraph,
     inputs: Mapping[str, np.ndarray] | None = None,
     *,
     record: Iterable[str] = RECORD_VARS,
@@ -516,7 +518,7 @@ def save_run(
     return path
 
 
-def load_run(path: str | Path) -> tuple[QuantGraph, dict[str, np.ndarray], dict[str, Any]]:
+def load_run(path: str | Path) -> tuple[LavaGraph, dict[str, np.ndarray], dict[str, Any]]:
     """Read a :func:`save_run` file: ``(graph, inputs, {"record": ..., "layers": ...})``."""
     with np.load(path, allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
@@ -613,7 +615,7 @@ def _import_lava() -> dict[str, Any]:
     }
 
 
-def _check_connected(graph: QuantGraph) -> None:
+def _check_connected(graph: LavaGraph) -> None:
     """Lava runs the component of the process it is started from: refuse disconnected graphs."""
     parent = {name: name for name in graph._shapes}
 
@@ -630,7 +632,7 @@ def _check_connected(graph: QuantGraph) -> None:
         raise ValueError(f"graph has {len(roots)} disconnected parts; Lava runs one network")
 
 
-def _num_steps(graph: QuantGraph, inputs: Mapping[str, np.ndarray]) -> int:
+def _num_steps(graph: LavaGraph, inputs: Mapping[str, np.ndarray]) -> int:
     steps = set()
     for name, shape in graph.inputs.items():
         if name not in inputs:
@@ -656,7 +658,7 @@ class LavaNetwork:
 
     def __init__(
         self,
-        graph: QuantGraph,
+        graph: LavaGraph,
         inputs: Mapping[str, np.ndarray],
         *,
         record: Iterable[str] = RECORD_VARS,
@@ -746,7 +748,7 @@ class LavaNetwork:
 
 
 def run_lava(
-    graph: QuantGraph,
+    graph: LavaGraph,
     inputs: Mapping[str, np.ndarray],
     *,
     record: Iterable[str] = RECORD_VARS,
@@ -768,7 +770,7 @@ def _connect_synapse(
     syn: Synapse,
     src_port: Any,
     src_shape: tuple[int, ...],
-    layer: QuantLayer,
+    layer: LavaLayer,
     lif: Any,
 ) -> None:
     if syn.kind == "dense":
@@ -819,7 +821,7 @@ def _effective_dense_weight(syn: Synapse) -> np.ndarray:
     return -mag if inhibitory else mag
 
 
-def _netx_weight(layer: QuantLayer, syn: Synapse) -> np.ndarray:
+def _netx_weight(layer: LavaLayer, syn: Synapse) -> np.ndarray:
     if syn.weight_exp < 0:
         raise NetxError(
             f"layer {layer.name!r}: netx has no weight exponent; weight_exp={syn.weight_exp} "
@@ -835,7 +837,7 @@ def _netx_weight(layer: QuantLayer, syn: Synapse) -> np.ndarray:
     return w
 
 
-def _netx_bias(layer: QuantLayer) -> np.ndarray | None:
+def _netx_bias(layer: LavaLayer) -> np.ndarray | None:
     """Bias as netx stores it (applied with bias_exp = 6), or None when it is zero."""
     bias = layer.neuron.bias(layer.shape)  # [*ours]
     if not bias.any():
@@ -855,7 +857,7 @@ def _netx_bias(layer: QuantLayer) -> np.ndarray | None:
     return bias
 
 
-def _netx_plan(graph: QuantGraph) -> list[dict[str, Any]]:
+def _netx_plan(graph: LavaGraph) -> list[dict[str, Any]]:
     """The netx layer groups of ``graph`` as ``{"type", "shape", datasets..., "neuron"}``;
     raises :class:`NetxError` before anything is written."""
     bad = graph.first_non_chain()
@@ -899,7 +901,7 @@ def _netx_plan(graph: QuantGraph) -> list[dict[str, Any]]:
     return plan
 
 
-def write_netx(graph: QuantGraph, path: str | Path) -> Path:
+def write_netx(graph: LavaGraph, path: str | Path) -> Path:
     """Write a chain-shaped ``graph`` as lava-dl netx HDF5 (``layer/0`` input, then one group
     per layer; a ``flatten`` group where a dense layer follows an image).
 
@@ -943,7 +945,7 @@ def lava_python(venv: str | Path = LAVA_VENV) -> Path | None:
 
 
 def run_in_lava_env(
-    graph: QuantGraph,
+    graph: LavaGraph,
     inputs: Mapping[str, np.ndarray],
     *,
     record: Iterable[str] = RECORD_VARS,
