@@ -16,6 +16,22 @@ The arithmetic is Lava's bit-accurate CPU models (lava-nc 0.10.0, ``PyLifModelBi
 Messages between processes are int32 as in Lava's ports (a sum or shift beyond int32 wraps as
 numpy's int32 does); every other step is computed in int64, exactly. Tensors are time-first
 ``[T, B, ...]``; the single-layer primitive :func:`simulate_dense_lif` also takes ``[T, n]``.
+
+Graphs: :func:`quantize` turns a NIR graph (LIF, CubaLIF, IF, Threshold neurons fed through
+Conv/Affine/Linear, Scale, Flatten, Sum/AvgPool2d) into :class:`QuantizedGraph` layers, each a
+Lava LIF with its Dense/Conv projections; :func:`simulate_quantized` runs it bit-exactly with
+Lava's timing or aligned with the float model. ``python -m export.loihi GRAPH.nir|CKPT``
+compares float and fixed point on real clips (accuracy, per-layer agreement, saturations).
+Float-to-integer mapping (``dt`` the graph's step, ``tau`` in steps ``tau/dt``):
+
+    LIF      du = 4095 (u is the step's input), dv = 4096/tau, input gain r/tau
+    CubaLIF  du = 4096/tau_syn - 1, dv = 4096/tau_mem, gain r w_in/(tau_mem tau_syn)
+    IF       du = 4095, dv = 0, gain r dt;    Threshold  du = dv = 4095, gain 1 (v keeps
+             trunc(v/4096) of the last step: Lava's LIF cannot forget v entirely)
+    scale    s_n = vth / v_threshold_n a_in units per float unit; vth (17 bits, one per layer)
+             is the largest that keeps calibrated |u| and v below 2^23/headroom and the bias
+             within 13+3 bits; weights W gain s_n as 8-bit mantissas << exponent per Dense
+             (exponent and clipping chosen for the least squared error); bias b gain s_n 64
 """
 
 from __future__ import annotations
