@@ -219,12 +219,13 @@ def lif_fixed(
     u0: Any = 0,
     v0: Any = 0,
     counts: dict[str, int] | None = None,
+    keep_state: bool = True,
 ) -> dict[str, np.ndarray]:
     """Bit-accurate LIF over a synaptic input sequence ``a_in [T, ..., n]`` (the received
     ``a_in`` of each step, already delayed); returns int64 ``s``, ``u``, ``v`` ``[T, ..., n]``,
-    the state after each step. Parameters are scalars or broadcast against ``[..., n]``.
-    ``counts`` (if given) gets ``u_wrapped`` and ``v_saturated`` added: how many neuron-steps
-    wrapped u or clipped v.
+    the state after each step (``s`` only without ``keep_state``). Parameters are scalars or
+    broadcast against ``[..., n]``. ``counts`` (if given) gets ``u_wrapped`` and
+    ``v_saturated`` added: how many neuron-steps wrapped u or clipped v.
     """
     a = _int_array(a_in, "a_in")
     if a.ndim < 1:
@@ -236,25 +237,49 @@ def lif_fixed(
     per = np.broadcast_shapes(a.shape[1:], np.shape(u0), np.shape(v0))
     u = np.broadcast_to(_int_array(u0, "u0"), per).copy()
     v = np.broadcast_to(_int_array(v0, "v0"), per).copy()
-    s_seq = np.empty((a.shape[0], *per), np.int64)
-    u_seq, v_seq = np.empty_like(s_seq), np.empty_like(s_seq)
-    du1 = du_ + 1
+    steps = a.shape[0]
+    s_seq = np.empty((steps, *per), np.bool_)
+    u_seq = np.empty((steps, *per), np.int64) if keep_state else None
+    v_seq = np.empty((steps, *per), np.int64) if keep_state else None
+    f_u = DECAY_UNITY - (du_ + 1)  # 0 for du = 4095: u forgets everything
+    f_v = DECAY_UNITY - dv_
+    u_memory = bool(np.any(f_u != 0)) or bool(np.any(u))
+    # int32 wrap of decayed u + input: only reachable when the input is near 2^31
+    wrap32 = act.size > 0 and int(np.abs(act).max()) >= (1 << 31) - 2 * U_WRAP
     wrapped = saturated = 0
-    for t in range(a.shape[0]):
-        u_raw = _wrap32(decay(u, du1) + act[t])
-        u = wrap_u(u_raw)
-        v_raw = decay(v, dv_) + u + bias
-        v = np.clip(v_raw, -V_LIMIT, V_LIMIT)
+    for t in range(steps):
+        if u_memory:
+            u *= f_u
+            u += (u >> 63) & (DECAY_UNITY - 1)  # then >> 12: truncation toward zero
+            u >>= DECAY_SHIFT
+            u += act[t]
+        else:
+            u = act[t].copy()
+        if wrap32:
+            u = _wrap32(u)
+        if int(u.max(initial=0)) > U_WRAP or int(u.min(initial=0)) <= -U_WRAP:
+            w_ = wrap_u(u)
+            wrapped += int(np.count_nonzero(w_ != u))
+            u = w_
+        v *= f_v
+        v += (v >> 63) & (DECAY_UNITY - 1)
+        v >>= DECAY_SHIFT
+        v += u
+        v += bias
         if counts is not None:
-            wrapped += int(np.count_nonzero(u != u_raw))
-            saturated += int(np.count_nonzero(v != v_raw))
-        spk = v > vth_eff
-        v = np.where(spk, 0, v)
-        s_seq[t], u_seq[t], v_seq[t] = spk, u, v
+            saturated += int(np.count_nonzero((v > V_LIMIT) | (v < -V_LIMIT)))
+        np.clip(v, -V_LIMIT, V_LIMIT, out=v)
+        spk = np.greater(v, vth_eff, out=s_seq[t])
+        np.copyto(v, 0, where=spk)
+        if keep_state:
+            u_seq[t], v_seq[t] = u, v
     if counts is not None:
         counts["u_wrapped"] = counts.get("u_wrapped", 0) + wrapped
         counts["v_saturated"] = counts.get("v_saturated", 0) + saturated
-    return {"s": s_seq, "u": u_seq, "v": v_seq}
+    out = {"s": s_seq.astype(np.int64)}
+    if keep_state:
+        out["u"], out["v"] = u_seq, v_seq
+    return out
 
 
 def simulate_dense_lif(
@@ -1027,6 +1052,7 @@ def simulate_quantized(
             bias_mant=layer.bias_mant,
             bias_exp=layer.bias_exp,
             counts=counts,
+            keep_state=name in want_states,
         )
         values[name] = out["s"].astype(np.int8)
         if name in clamp:
