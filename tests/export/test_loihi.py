@@ -457,6 +457,12 @@ def test_micro_fsve_fixed_point_agrees_with_float(micro_fsve, clips):
     q = quantize(export.graph, layer_ranges(export.graph, {k: v.numpy() for k, v in rec.items()}))
     calls = {op.output: HostCall(tuple(op.inputs), lambda d, op=op: op(*(d[n] for n in op.inputs)))
              for op in export.host.ops if op.feeds_graph}  # fmt: skip
+    # Lava timing: the host's E-SDSA output is as deep as the spikes it reads, and the
+    # projection it feeds adds one more Dense
+    depth = q.depth(calls)
+    assert depth["blocks.0.attn.host.out"] == depth["blocks.0.attn.q.sn"] == depth[
+        "blocks.0.attn.lif"] + 1  # fmt: skip
+    assert depth["blocks.0.mlp.lif1"] == depth["blocks.0.attn.host.out"] + 1
     x = clips[6:12]
     fl = split.run(x, record=list(q.layers))
     run = simulate_quantized(q, x.transpose(0, 1).numpy().astype(np.int64), host=calls)
