@@ -608,6 +608,11 @@ def _float_ops(g: _Graph, path: tuple[str, ...]) -> tuple[list[Op], float, float
                     int(np.asarray(node.groups)),
                 )
             else:
+                if np.asarray(node.weight).ndim != 2:
+                    raise ValueError(
+                        f"node {name!r} ({t}): weight must be [out, in] for a Lava Dense, got"
+                        f" shape {np.shape(node.weight)}"
+                    )
                 params = ()
             ops.append(Op("weighted", name, t, params))
         elif t == "Scale":

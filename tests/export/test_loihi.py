@@ -438,6 +438,10 @@ def test_unsupported_graphs_fail_with_one_line_errors():
                             v_threshold=np.ones(6), v_reset=np.zeros(6))  # fmt: skip
     with pytest.raises(ValueError, match="tau must be the same"):
         quantize(g)
+    g = chain_graph(rng)
+    g.nodes["fc1"] = nir.Affine(rng.normal(size=(2, 3, 5)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"weight must be \[out, in\]"):
+        quantize(g)
     q = quantize(chain_graph(rng))
     with pytest.raises(ValueError, match="must be"):
         simulate_quantized(q, np.zeros((3, 1, 4), np.int64))
