@@ -6,7 +6,10 @@ reference for every layer is :func:`export.loihi.simulate_dense_lif`: a conv is 
 integer sum as its unrolled dense matrix, a chain feeds one layer's spikes to the next, and a
 residual join of two Dense synapses is one Dense over the concatenated inputs (exact when both
 matrices are mixed-sign with the same ``num_weight_bits`` and ``weight_exp``, so Lava truncates
-each as it truncates their concatenation).
+each as it truncates their concatenation). NIR graphs quantised by :func:`export.loihi.quantize`
+(and the micro FSVE's partition, slow) are checked against
+:func:`export.loihi.simulate_quantized` with Lava's timing, through
+:func:`export.lava.from_quantized`.
 """
 
 from __future__ import annotations
