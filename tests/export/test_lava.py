@@ -455,6 +455,30 @@ def test_netx_chain(tmp_path):
         assert np.all(out["bias"][()] == -1)  # -8 << 3 = -64 = -1 << 6
 
 
+def test_netx_cli_in_lava_env(lava, tmp_path):
+    """``python -m export.lava netx`` under the Lava interpreter (its own h5py) writes the same
+    groups as write_netx here."""
+    import os
+    import subprocess
+
+    from export.lava import REPO_ROOT
+
+    graph = _netx_chain(np.random.default_rng(7))
+    src = save_run(tmp_path / "net.npz", graph)
+    cmd = [str(lava_python()), "-m", "export.lava", "netx", str(src), str(tmp_path / "a.net")]
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    subprocess.run(cmd, env=env, check=True, cwd=tmp_path, timeout=120)
+    write_netx(graph, tmp_path / "b.net")
+    with h5py.File(tmp_path / "a.net") as a, h5py.File(tmp_path / "b.net") as b:
+        names_a, names_b = [], []
+        a.visit(names_a.append)
+        b.visit(names_b.append)
+        assert names_a == names_b and "layer/4/neuron/vThMant" in names_a
+        for name in names_a:
+            if isinstance(a[name], h5py.Dataset):
+                np.testing.assert_array_equal(a[name][()], b[name][()], err_msg=name)
+
+
 def test_netx_refuses_what_it_cannot_hold(tmp_path):
     rng = np.random.default_rng(9)
     graph = _chain(rng)  # c1 -> dense d2 (2,3,4) -> conv c3: netx cannot reshape a vector
