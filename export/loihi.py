@@ -32,6 +32,7 @@ Float-to-integer mapping (``dt`` the graph's step, ``tau`` in steps ``tau/dt``):
              is the largest that keeps calibrated |u| and v below 2^23/headroom and the bias
              within 13+3 bits; weights W gain s_n as 8-bit mantissas << exponent per Dense
              (exponent and clipping chosen for the least squared error); bias b gain s_n 64
+             (CubaLIF: x tau_syn, the current's steady state: Lava adds biases to v)
 """
 
 from __future__ import annotations
@@ -839,7 +840,9 @@ def _quantize_layer(
                 f"path {src} -> {' -> '.join(path) or '(direct)'} -> {name} gives shape"
                 f" {tuple(y.shape[1:])}, the layer has {nf.shape}"
             )
-        bias_v += y[0].numpy() * post * nf.gain
+        # a constant input b drives v by b gain per step; for CubaLIF Lava's bias enters v
+        # directly, so it gets the synaptic current's steady state (x tau_syn, no ramp-up)
+        bias_v += y[0].numpy() * post * nf.gain / nf.du_frac
         raw.append((src, path, ops, mult, wi, weights, in_shape))
     # threshold mantissa and scales
     thr = nf.threshold

@@ -337,6 +337,12 @@ def test_threshold_cuba_and_per_channel_thresholds():
     assert sn.vth == 131071  # no ranges given: the 17-bit limit
     run = simulate_quantized(q, (rng.random((10, 2, 3)) < 0.5).astype(np.int64))
     assert set(run.values) >= {"sn", "cuba", "output", "input"}
+    # a bias b into the CubaLIF: the current settles at w_in b = b, driving v by r i / tau_mem
+    # = b / 4 per step; Lava's bias adds to v directly: b / 4 x scale x 64 in v units
+    g.nodes["fc2"] = nir.Affine(np.ones((2, 2)), np.array([0.5, -0.25]))
+    cuba = quantize(g).layers["cuba"]
+    want = np.array([0.5, -0.25]) / 4 * cuba.scale * 64
+    np.testing.assert_allclose(cuba.bias_mant << cuba.bias_exp, want, atol=2.0**7)
 
 
 def test_split_sign_keeps_8_bits_per_sign():
