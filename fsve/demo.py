@@ -6,7 +6,8 @@
    so a killed demo continues, and a finished one is not retrained).
 3. Evaluate both on the test split (zero-shot Top-1/Top-5, retrieval R@1/5/10).
 4. Profile the FSVE's energy against its ANN twin and against the teacher
-   (``reports/energy/``) and export it to NIR with its partition report (``reports/export/``).
+   (``reports/energy/``), export it to NIR with its partition report and map it onto Loihi 2
+   cores (``reports/export/``).
 
 Checkpoints go to ``--out`` (default ``runs/demo``): ``teacher/best.pt`` and ``fsve/best.pt``.
 The demo's epochs are a short CPU budget, not the accuracy recipe (see the README).
@@ -136,6 +137,7 @@ def _step(name: str, code: int) -> None:
 def run_models(args: argparse.Namespace, started: float) -> int:
     """Teacher -> distilled FSVE -> evaluation -> energy -> NIR export; prints a short table."""
     from energy.profile import main as energy_main
+    from export.map import main as map_main
     from export.nir import main as export_main
     from fsve.eval import main as eval_main
     from fsve.train.__main__ import main as train_main
@@ -233,6 +235,22 @@ def run_models(args: argparse.Namespace, started: float) -> int:
             ]
         ),
     )
+    _step(
+        "mapping",
+        map_main(
+            [
+                fsve_ckpt,
+                "--target",
+                "loihi2",
+                "--data",
+                str(args.data),
+                "--out",
+                str(args.reports / "export"),
+                "--note",
+                f"demo FSVE {fsve_ckpt} (make demo, seed {args.seed})",
+            ]
+        ),
+    )
     seconds["export"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - started
 
@@ -266,7 +284,8 @@ def run_models(args: argparse.Namespace, started: float) -> int:
         (energy_teacher / "table.txt").read_text().rstrip(),
         "```",
         "",
-        "NIR export partition report: `export/partition.txt`.",
+        "NIR export partition report: `export/partition.txt`; Loihi 2 mapping:"
+        " `export/mapping.txt`.",
         "",
         "Seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()),
         "",
