@@ -47,7 +47,12 @@ from fsve.train.loop import (
     setup_distributed,
 )
 
-# Hyperparameters per recipe; warmup in epochs, schedule "cosine" | "constant".
+W_CAPTION_DEFAULT = 0.25  # caption STCL weight of the default recipe (see StclPromptLoss)
+
+# Hyperparameters per recipe; warmup in epochs, schedule "cosine" | "constant". The loss keys
+# (w_caption, w_class, detach_video) configure :class:`fsve.train.loop.StclPromptLoss`: the
+# default recipe trains the video encoder on fixed class anchors and aligns the text encoder to
+# it; the paper recipe is the paper's joint STCL (plus the class-prompt term).
 RECIPES: dict[str, dict[str, Any]] = {
     "default": {
         "epochs": 12,
@@ -59,6 +64,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         "min_lr_ratio": 0.02,
         "grad_clip": 1.0,
         "shift_px": 16,
+        "w_caption": W_CAPTION_DEFAULT,
+        "w_class": 1.0,
+        "detach_video": True,
     },
     "paper": {
         "epochs": 30,
@@ -70,10 +78,14 @@ RECIPES: dict[str, dict[str, Any]] = {
         "min_lr_ratio": 1.0,
         "grad_clip": 1.0,
         "shift_px": 0,
+        "w_caption": 1.0,
+        "w_class": 0.0,
+        "detach_video": False,
     },
 }
 HYPER = ("epochs", "batch_size", "lr", "seed")  # flags that may override a recipe
-DATA_KEYS = ("shift_px",)  # recipe entries that are not LoopConfig fields
+LOSS_KEYS = ("w_caption", "w_class", "detach_video")  # StclPromptLoss settings of a recipe
+DATA_KEYS = ("shift_px", *LOSS_KEYS)  # recipe entries that are not LoopConfig fields
 W_PROMPT = 1.0  # weight of the class-prompt term next to STCL
 
 
@@ -147,6 +159,22 @@ def resolve_shift(args: argparse.Namespace, stored: Mapping[str, Any] | None) ->
             raise ValueError(f"--shift must be >= 0 pixels, got {args.shift}")
         return args.shift
     return int(RECIPES[args.recipe or "default"]["shift_px"])
+
+
+def resolve_loss_settings(
+    args: argparse.Namespace, stored: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The recipe's StclPromptLoss settings, or last.pt's on resume (runs before this change
+    stored none: they used the joint loss)."""
+    if stored is not None:
+        return dict(stored.get("loss", {"w_caption": 1.0, "w_class": 0.0, "detach_video": False}))
+    recipe = RECIPES[args.recipe or "default"]
+    return {k: recipe[k] for k in LOSS_KEYS}
+
+
+def task_loss(tokenizer: Any, bank: torch.Tensor, settings: Mapping[str, Any]) -> StclPromptLoss:
+    """The teacher-free loss (teacher, and the FSVE trained alone) with a recipe's settings."""
+    return StclPromptLoss(tokenizer, bank, w_prompt=W_PROMPT, **settings)
 
 
 def check_data(root: Path) -> None:
@@ -280,7 +308,8 @@ def cmd_teacher(args: argparse.Namespace, env: DistEnv) -> int:
     model = SPKLIP(cfg)
     length = cfg.text.context_length
     bank = prompt_bank(tokenizer, classes, templates, length)
-    loss_fn = StclPromptLoss(tokenizer, bank, w_prompt=W_PROMPT)
+    loss_settings = resolve_loss_settings(args, stored)
+    loss_fn = task_loss(tokenizer, bank, loss_settings)
     eval_prompts = [DEFAULT_PROMPT_TEMPLATE.format(c) for c in classes]
     n_params = sum(p.numel() for p in model.parameters())
     _print(
@@ -295,6 +324,7 @@ def cmd_teacher(args: argparse.Namespace, env: DistEnv) -> int:
         "data": str(args.data),
         "templates": templates,
         "w_prompt": W_PROMPT,
+        "loss": loss_settings,
         "shift_px": shift,
         "world_size": env.world_size,
     }

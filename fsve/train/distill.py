@@ -171,20 +171,20 @@ def cmd_distill(args: argparse.Namespace, env: Any) -> int:
     from fsve.models.config import config_to_dict, with_vocab_size
     from fsve.models.text import WordTokenizer
     from fsve.train.__main__ import (
-        W_PROMPT,
         _print,
         check_data,
         check_size,
         evaluator,
         finish,
         resolve_loop,
+        resolve_loss_settings,
         resolve_shift,
+        task_loss,
         window_for,
     )
     from fsve.train.loop import (
         PROMPT_TEMPLATES,
         RandomShift,
-        StclPromptLoss,
         fit,
         load_resume,
         prompt_bank,
@@ -261,7 +261,8 @@ def cmd_distill(args: argparse.Namespace, env: Any) -> int:
     length = cfg.text.context_length
     if no_teacher:
         bank = prompt_bank(tokenizer, classes, PROMPT_TEMPLATES, length)
-        loss_fn: Any = StclPromptLoss(tokenizer, bank, w_prompt=W_PROMPT)
+        loss_settings = resolve_loss_settings(args, stored)
+        loss_fn: Any = task_loss(tokenizer, bank, loss_settings)
     else:
         prompts = tokenizer.encode([DEFAULT_PROMPT_TEMPLATE.format(c) for c in classes], length)
         loss_fn = DistillLoss(teacher, tokenizer, prompts, weights)
@@ -279,6 +280,7 @@ def cmd_distill(args: argparse.Namespace, env: Any) -> int:
         "teacher": teacher_path,
         "no_teacher": no_teacher,
         "weights": dataclasses.asdict(weights),
+        **({"loss": loss_settings} if no_teacher else {}),
         "shift_px": shift,
         "world_size": env.world_size,
     }

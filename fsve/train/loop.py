@@ -627,16 +627,39 @@ def prompt_bank(
     return torch.stack(rows)
 
 
+def class_anchors(num_classes: int, dim: int, seed: int = 0) -> torch.Tensor:
+    """Fixed orthonormal class directions ``[C, D]`` (QR of a seeded Gaussian), no parameters.
+
+    A fixed classifier (Hoffer et al., ICLR 2018) gives the video encoder a direct supervised
+    signal without adding weights to the model, so checkpoints keep the SPKLIP/FSVE layout and a
+    resumed run sees the same anchors.
+    """
+    if num_classes > dim:
+        raise ValueError(f"{num_classes} class anchors need embed_dim >= {num_classes}, got {dim}")
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(dim, num_classes, generator=g, dtype=torch.float64))
+    return q.T.contiguous().float()
+
+
 class StclPromptLoss:
     """STCL on captions plus a class-prompt term, for the teacher and FSVE trained alone.
 
-    ``loss = stcl(v, t_caption, labels) + w_prompt * CE(s * cos(v, t_prompt), label)``:
+    ``loss = w_caption * stcl(v', t_caption, labels) + w_prompt * CE(s * cos(v', t_prompt), label)
+    + w_class * CE(v @ A^T, label)``:
 
     - Eq. 6 (``stcl_loss``) over the batch's captions; with ``use_labels`` every same-class
       pair is a positive (two captions of one class are not pushed apart);
     - the video->text half of Eq. 6 against the C class prompts of one template (drawn per step
       from ``prompt_tokens [T, C, L]`` with the torch RNG), i.e. zero-shot classification
-      through the text encoder, the task the paper evaluates (Table 1).
+      through the text encoder, the task the paper evaluates (Table 1);
+    - with ``w_class > 0``, cross-entropy of the video embedding against fixed orthonormal class
+      anchors ``A`` (:func:`class_anchors`), a supervised signal for the video encoder alone.
+
+    ``detach_video=True`` makes ``v' = stopgrad(v)``: the two text terms then train only the text
+    encoder (and the temperature), aligning it to the video embeddings, while the video encoder
+    learns from the anchor term (LiT-style, with the roles swapped). On the built-in data the
+    joint objective learned motion several times slower: the text targets move every step and
+    their gradients fight the video features (README, "Training").
 
     Captions and prompts go through one ``model(spikes, tokens)`` call (DDP-safe).
     """
@@ -647,16 +670,32 @@ class StclPromptLoss:
         prompt_tokens: torch.Tensor,
         w_prompt: float = 1.0,
         use_labels: bool = True,
+        w_caption: float = 1.0,
+        w_class: float = 0.0,
+        detach_video: bool = False,
     ) -> None:
         if prompt_tokens.ndim != 3:
             raise ValueError(f"prompt_tokens must be [T, C, L], got {tuple(prompt_tokens.shape)}")
-        if w_prompt < 0:
-            raise ValueError(f"w_prompt must be >= 0, got {w_prompt}")
+        for name, value in (("w_prompt", w_prompt), ("w_caption", w_caption), ("w_class", w_class)):
+            if not value >= 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        if detach_video and w_class == 0:
+            raise ValueError("detach_video needs w_class > 0, or nothing trains the video encoder")
         self.tokenizer = tokenizer
         self.prompt_tokens = prompt_tokens
         self.context_length = prompt_tokens.shape[-1]  # captions are padded to the same L
         self.w_prompt = w_prompt
         self.use_labels = use_labels
+        self.w_caption = w_caption
+        self.w_class = w_class
+        self.detach_video = detach_video
+        self._anchors: torch.Tensor | None = None
+
+    def anchors(self, dim: int, device: torch.device) -> torch.Tensor:
+        """The ``[C, D]`` class anchors (C from the prompt bank), cached."""
+        if self._anchors is None or self._anchors.shape[1] != dim:
+            self._anchors = class_anchors(self.prompt_tokens.shape[1], dim)
+        return self._anchors.to(device)
 
     def __call__(self, model: nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
         from fsve.train.losses import stcl_loss, zero_shot_logits
@@ -668,8 +707,18 @@ class StclPromptLoss:
         tokens = torch.cat([tokens, self.prompt_tokens[t]]).to(spikes.device)
         video, text, scale = model(spikes, tokens)
         video, text = video.float(), text.float()
-        loss = stcl_loss(video, text[:b], scale, labels if self.use_labels else None)
+        v = video.detach() if self.detach_video else video
+        loss = video.new_zeros(())
+        if self.w_caption > 0:
+            loss = loss + self.w_caption * stcl_loss(
+                v, text[:b], scale, labels if self.use_labels else None
+            )
+        else:  # keep every parameter in the graph (DDP), at no cost to the value
+            loss = loss + 0.0 * text[:b].sum()
         if self.w_prompt > 0:
-            logits = zero_shot_logits(video, text[b:], scale)  # [B, C]
+            logits = zero_shot_logits(v, text[b:], scale)  # [B, C]
             loss = loss + self.w_prompt * nn.functional.cross_entropy(logits, labels)
+        if self.w_class > 0:
+            logits = video @ self.anchors(video.shape[1], video.device).T  # [B, C]
+            loss = loss + self.w_class * nn.functional.cross_entropy(logits, labels)
         return loss

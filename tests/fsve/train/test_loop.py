@@ -229,3 +229,57 @@ def test_distill_terms_hand_computed():
     assert float(same["emb"]) == pytest.approx(0.0, abs=1e-7)
     with pytest.raises(ValueError, match="temperature"):
         DistillWeights(temperature=0.0)
+
+
+def test_class_anchors_are_orthonormal_and_seeded():
+    from fsve.train.loop import class_anchors
+
+    a = class_anchors(12, 64)
+    assert a.shape == (12, 64)
+    assert torch.allclose(a @ a.T, torch.eye(12), atol=1e-6)
+    assert torch.equal(a, class_anchors(12, 64))  # same seed, same anchors (resume)
+    assert not torch.equal(a, class_anchors(12, 64, seed=1))
+    with pytest.raises(ValueError, match="embed_dim >= 13"):
+        class_anchors(13, 12)
+
+
+def test_detached_video_trains_text_on_text_terms_and_video_on_anchors(tiny_data):
+    """detach_video: video-encoder gradients come from the anchor term alone, text-encoder
+    gradients from the caption and prompt terms alone."""
+    from fsve.data.dataset import collate
+    from fsve.train.loop import class_anchors
+    from fsve.train.losses import zero_shot_logits
+
+    model, cfg, tok, _, train = setup(tiny_data)
+    bank = prompt_bank(tok, train.class_names, PROMPT_TEMPLATES[:1], cfg.text.context_length)
+    batch = collate([train[i] for i in range(8)])
+    lit = StclPromptLoss(tok, bank, w_caption=0.5, w_class=1.0, detach_video=True)
+    model.zero_grad()
+    lit(model, batch).backward()
+    got = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    model.zero_grad()  # the anchor term by hand: only the video encoder
+    video = model.encode_video(batch["spikes"])
+    anchors = class_anchors(len(train.class_names), cfg.embed_dim)
+    torch.nn.functional.cross_entropy(video @ anchors.T, batch["label"]).backward()
+    for n, p in model.named_parameters():
+        if n.startswith(("hsfe.", "backbone.", "temporal.")) and p.grad is not None:
+            assert torch.allclose(got[n], p.grad, atol=1e-6), n
+    # the text encoder's gradient equals that of the two text terms on a detached video
+    model.zero_grad()
+    text_only = StclPromptLoss(tok, bank, w_caption=0.5)
+    tokens = torch.cat([tok.encode(batch["caption"], cfg.text.context_length), bank[0]])
+    v, t, s = model(batch["spikes"], tokens)
+    from fsve.train.losses import stcl_loss
+
+    b = len(batch["label"])
+    loss = 0.5 * stcl_loss(v.detach(), t[:b], s, batch["label"])
+    loss = loss + torch.nn.functional.cross_entropy(
+        zero_shot_logits(v.detach(), t[b:], s), batch["label"]
+    )
+    loss.backward()
+    assert text_only.detach_video is False
+    name = "text.token_embedding.weight"
+    assert torch.allclose(got[name], model.get_parameter(name).grad, atol=1e-6)
+    with pytest.raises(ValueError, match="needs w_class > 0"):
+        StclPromptLoss(tok, bank, detach_video=True)
