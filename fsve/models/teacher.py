@@ -30,6 +30,7 @@ from torch import nn
 
 from fsve.models.config import TeacherConfig
 from fsve.models.text import TextEncoder
+from fsve.nn.init import TEMPORAL_INIT_SPANS, temporal_span_init_
 
 __all__ = [
     "HSFE",
@@ -47,7 +48,6 @@ __all__ = [
 
 LOGIT_SCALE_INIT = math.log(1 / 0.07)  # CLIP's initial temperature τ = 0.07
 LOGIT_SCALE_MAX = math.log(100.0)  # CLIP clamps 1/τ to at most 100
-TEMPORAL_INIT_BINS = 4  # spans of the piecewise-constant HSFE init (HSFE.reset_branch_weights)
 
 
 class SpatialAttention(nn.Module):
@@ -102,23 +102,10 @@ class HSFE(nn.Module):
         )
         self.reset_branch_weights()
 
-    @torch.no_grad()
-    def reset_branch_weights(self, bins: int = TEMPORAL_INIT_BINS) -> None:
-        """Initialise each branch conv piecewise constant in time over ``bins`` equal spans.
-
-        Per frame a spike stream is mostly noise (firing rates of a few %), so a kaiming-random
-        filter over the ``T_i`` frames starts as noise too and learns slowly. Constant weights
-        over a few spans start as rate maps of consecutive sub-windows (the temporal order that
-        tells motion). On the built-in dataset this took teacher ``tiny`` from 14% to 30% val
-        Top-1 after 3-5 epochs (supervised probe, seed 0). Training is free to leave them.
-        """
+    def reset_branch_weights(self, spans: int = TEMPORAL_INIT_SPANS) -> None:
+        """Initialise each branch conv piecewise constant in time (:func:`temporal_span_init_`)."""
         for branch in self.branches:
-            w = branch.conv.weight  # [k_i, T_i, 3, 3]
-            frames = w.shape[1]
-            spans = min(bins, frames)
-            span_of = torch.arange(frames) * spans // frames  # frame -> its span
-            std = math.sqrt(2.0 / (frames * w.shape[2] * w.shape[3]))  # kaiming normal, ReLU
-            w.copy_(torch.randn(w.shape[0], spans, *w.shape[2:])[:, span_of] * std)
+            temporal_span_init_(branch.conv.weight, spans)
 
     def forward_branches(self, x: torch.Tensor) -> list[torch.Tensor]:
         """MTF: the branch maps ``H_i = Conv_{k_i}(M_i ∘ B_block)``, each ``[N, k_i, H, W]``."""
