@@ -7,7 +7,7 @@
 3. Evaluate both on the test split (zero-shot Top-1/Top-5, retrieval R@1/5/10).
 4. Profile the FSVE's energy against its ANN twin and against the teacher
    (``reports/energy/``), export it to NIR with its partition report and map it onto Loihi 2
-   cores (``reports/export/``).
+   cores (``reports/export/``), and compare float with Loihi fixed point (``reports/loihi/``).
 
 Checkpoints go to ``--out`` (default ``runs/demo``): ``teacher/best.pt`` and ``fsve/best.pt``.
 The demo's epochs are a short CPU budget, not the accuracy recipe (see the README).
@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=int, default=40, help="train samples per class")
     parser.add_argument("--val", type=int, default=10, help="validation samples per class")
     parser.add_argument("--test", type=int, default=10, help="test samples per class")
-    parser.add_argument("--teacher-epochs", type=int, default=6)
-    parser.add_argument("--fsve-epochs", type=int, default=3)
+    parser.add_argument("--teacher-epochs", type=int, default=12)
+    parser.add_argument("--fsve-epochs", type=int, default=6)
     parser.add_argument("--reports", type=Path, default=Path("reports"), help="report folder")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (1 is robust on a busy CPU)"
@@ -137,6 +137,7 @@ def _step(name: str, code: int) -> None:
 def run_models(args: argparse.Namespace, started: float) -> int:
     """Teacher -> distilled FSVE -> evaluation -> energy -> NIR export; prints a short table."""
     from energy.profile import main as energy_main
+    from export.loihi import main as loihi_main
     from export.map import main as map_main
     from export.nir import main as export_main
     from fsve.eval import main as eval_main
@@ -251,6 +252,12 @@ def run_models(args: argparse.Namespace, started: float) -> int:
             ]
         ),
     )
+    _step(
+        "loihi",
+        loihi_main(
+            [fsve_ckpt, "--data", str(args.data), "--out", str(args.reports / "loihi/demo-fsve")]
+        ),
+    )
     seconds["export"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - started
 
@@ -285,7 +292,7 @@ def run_models(args: argparse.Namespace, started: float) -> int:
         "```",
         "",
         "NIR export partition report: `export/partition.txt`; Loihi 2 mapping:"
-        " `export/mapping.txt`.",
+        " `export/mapping.txt`; float vs Loihi fixed point: `loihi/demo-fsve/`.",
         "",
         "Seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()),
         "",
