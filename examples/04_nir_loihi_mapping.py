@@ -1,0 +1,219 @@
+"""Example 4: NIR export of an FSVE, simulation, Loihi fixed point and the Loihi 2 mapping.
+
+Teaches the neuromorphic path of an FSVE checkpoint (``--checkpoint``; without one, an
+untrained FSVE ``tiny`` calibrated on a few train clips, as in example 3):
+
+1. export (:func:`export.nir.to_nir`): the part neuromorphic cores can run becomes a NIR graph;
+   E-SDSA's products of two spike trains and the readout stay on the host (the partition).
+   ``NIRExport.save`` writes ``fsve.nir`` and the host program ``fsve.host.pt``;
+2. simulation: the saved graph in the float NIR simulator :mod:`export.sim` plus the host
+   program (:class:`export.nir.SplitModel`), spike for spike against the PyTorch model
+   (:func:`export.nir.compare_split`);
+3. Loihi fixed point (:mod:`export.loihi`): ranges from a float run on train clips
+   (:func:`~export.loihi.layer_ranges`), quantisation to Loihi registers (8-bit weights +
+   exponent, 12-bit decays, 24-bit states; :func:`~export.loihi.quantize`), the bit-exact
+   fixed-point run (:func:`~export.loihi.simulate_quantized`) and its agreement with float;
+4. mapping (:mod:`export.mapping`): cores, synapses, memory and spike messages per step on
+   Loihi 2 (and Loihi 1 for comparison), written as ``mapping/mapping.csv`` + ``mapping.txt``.
+
+Run: ``.venv/bin/python examples/04_nir_loihi_mapping.py [--checkpoint CKPT]`` (24 test
+clips of ``data/synth``, 16 train clips for the ranges: about 17 s on one core) or
+``--quick`` (a 1-clip-per-class dataset in ``--out/data``, 4 clips: about 6 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import nir
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from export.loihi import (
+    QuantConfig,
+    agreement_rows,
+    layer_ranges,
+    quantize,
+    simulate_quantized,
+)
+from export.mapping import layer_rows, map_graph, report_text, spike_rates, write_report
+from export.nir import SplitModel, compare_split, graph_summary, to_nir
+from export.sim import NEURON_TYPES, HostCall
+from fsve.checkpoint import load_model, save_checkpoint
+from fsve.data.dataset import SpikeDataset, WindowSpec, collate
+from fsve.data.synth import SynthConfig, generate_dataset
+from fsve.models.student import FSVE, calibrate_statistics, fsve_config
+
+
+def clips(data: Path, split: str, n: int, window: WindowSpec) -> torch.Tensor:
+    """The first ``n`` clips of a split as one bool batch ``[B, K, F, H, W]``."""
+    ds = SpikeDataset(data, split, window=window)
+    return collate([ds[i] for i in range(min(n, len(ds)))])["spikes"]
+
+
+def calibrated_checkpoint(path: Path, data: Path, n: int = 8, seed: int = 0) -> Path:
+    """A fresh FSVE ``tiny`` with statistics from ``n`` train clips, saved to ``path``."""
+    torch.manual_seed(seed)
+    model = FSVE(fsve_config("tiny"))
+    window = WindowSpec(model.cfg.num_blocks, model.cfg.block_frames // 2)
+    calibrate_statistics(model, clips(data, "train", n, window))
+    return save_checkpoint(path, "fsve", model.cfg, model.state_dict())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/examples/04_nir_loihi_mapping"))
+    parser.add_argument("--quick", action="store_true", help="tiny dataset, 4 clips")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="FSVE checkpoint (.pt)")
+    parser.add_argument("--data", type=Path, default=None, help="full mode (data/synth)")
+    parser.add_argument("--samples", type=int, default=None, help="test clips (24; quick 4)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    # 0. Data and model.
+    if args.quick:
+        data = args.out / "data"
+        config = SynthConfig(train_per_class=1, val_per_class=1, test_per_class=1)
+        generate_dataset(data, config, progress=False)
+    else:
+        data = args.data or Path("data/synth")
+        if not (data / "manifest.csv").is_file():
+            generate_dataset(data, SynthConfig())
+    samples = args.samples or (4 if args.quick else 24)
+    calib_n = 4 if args.quick else 16
+    ckpt = args.checkpoint or calibrated_checkpoint(args.out / "calibrated_fsve.pt", data)
+    model, _ = load_model(ckpt, kind="fsve")
+    cfg = model.cfg
+    window = WindowSpec(cfg.num_blocks, cfg.block_frames // 2)
+    test = clips(data, "test", samples, window)  # [B, K, F, H, W]
+    calib = clips(data, "train", calib_n, window)
+    print(
+        f"FSVE {ckpt}: {cfg.height}x{cfg.width}, T = {cfg.num_blocks} steps of"
+        f" {cfg.block_frames} frames; {len(test)} test and {len(calib)} train clips"
+    )
+
+    # 1. Export. The example input fixes the shapes; verify=True (default) checks that every
+    #    exported block reproduces the model's forward bit for bit.
+    t0 = time.perf_counter()
+    export = to_nir(model, calib)
+    nir_path, host_path = export.save(args.out / "fsve.nir")  # read back and type-checked
+    graph = nir.read(nir_path)
+    summary = graph_summary(graph)
+    print(
+        f"\n1. exported {nir_path} ({summary['nodes']} nodes, {summary['edges']} edges,"
+        f" {sum(summary['neurons'].values())} neurons, {summary['weights']} weights) and"
+        f" {host_path.name} in {time.perf_counter() - t0:.1f} s"
+    )
+    print(f"   node types: {summary['types']}")
+    print(f"   host ops: {export.partition.host_ops}; dt = {export.dt_s:g} s per step")
+    boundary = [b.name for b in export.partition.boundary]  # ports between cores and host
+    print(f"   boundary tensors: {boundary}")
+
+    # 2. Simulation of the saved files: export.sim runs the graph (float32 neurons, float64
+    #    synaptic sums), the host program does its part within each step.
+    t0 = time.perf_counter()
+    split = SplitModel.load(nir_path, accumulate=torch.float64)
+    cmp = compare_split(model, split, test, boundary)
+    spikes = sum(r.model_spikes for r in cmp.layers)
+    mismatches = sum(r.mismatches for r in cmp.layers)
+    emb_model, emb_split = cmp.model_outputs["embedding"], cmp.split_outputs["embedding"]
+    emb_diff = float((emb_model - emb_split).abs().max())
+    print(
+        f"\n2. NIR simulation vs PyTorch on {len(test)} clips: {spikes} spikes,"
+        f" {mismatches} mismatches; embedding max |diff| {emb_diff:.3g}"
+        f" ({time.perf_counter() - t0:.1f} s)"
+    )
+    for name, (n_spikes, steps, peak) in cmp.traffic.items():
+        print(f"   {name}: {n_spikes / steps:.1f} spikes per sample and step (max {peak})")
+
+    # 3. Loihi fixed point. Calibration: the largest |u| and v of every layer on train clips
+    #    pick each layer's threshold mantissa (headroom 2 below the 24-bit limit).
+    t0 = time.perf_counter()
+    host = split.host
+    neurons = split.sim.neuron_nodes()
+    stateful = [n for n in neurons if not isinstance(split.sim.nodes[n], nir.Threshold)]
+    rec = split.run(calib, record="all", states=stateful)
+    ranges = layer_ranges(graph, {k: v.numpy() for k, v in rec.items()}, export.dt_s)
+    q = quantize(graph, ranges, QuantConfig(), export.dt_s)
+    worst = max(q.rows(), key=lambda r: r["weight_rel_err_max"])
+    print(
+        f"\n3. quantised {len(q.layers)} layers; largest weight error"
+        f" {100 * worst['weight_rel_err_max']:.2f}% ({worst['layer']})"
+    )
+    # Host ops that feed the graph (E-SDSA) run in float within each fixed-point step.
+    calls = {
+        op.output: HostCall(tuple(op.inputs), lambda d, op=op: op(*(d[n] for n in op.inputs)))
+        for op in host.ops
+        if op.feeds_graph
+    }
+    readout = next(op for op in host.ops if not op.feeds_graph)  # spikes -> embedding
+    float_run = split.run(test, record=list(q.layers))
+    x_int = host.graph_input(test, torch.float32).numpy().astype(np.int64)  # [T, B, F, H, W]
+    fixed = simulate_quantized(q, {host.input_name: x_int}, align=True, host=calls)
+    float_spikes = {n: float_run[n].numpy().astype(np.int8) for n in q.layers}
+    rows = agreement_rows(q, float_spikes, fixed.values, fixed.counts)
+    with torch.no_grad():
+        emb_fixed = readout(*(torch.from_numpy(fixed.values[n]).float() for n in readout.inputs))
+    emb_float = float_run[readout.output]
+    cosine = F.cosine_similarity(emb_float, emb_fixed, dim=-1)  # [B]
+    neuron_steps = sum(float_spikes[n].size for n in q.layers)
+    agreement = sum(r["agreement_pct"] * float_spikes[r["layer"]].size for r in rows) / neuron_steps
+    print(
+        f"   float vs fixed point: {agreement:.3f}% of neuron-steps agree; spikes float"
+        f" {sum(r['float_spikes'] for r in rows)}, fixed {sum(r['fixed_spikes'] for r in rows)};"
+        f" u wrapped {sum(r['u_wrapped'] for r in rows)}, v saturated"
+        f" {sum(r['v_saturated'] for r in rows)}"
+    )
+    print(
+        f"   embedding cosine(float, fixed): mean {float(cosine.mean()):.4f}, min"
+        f" {float(cosine.min()):.4f} ({time.perf_counter() - t0:.1f} s)"
+    )
+    with open(args.out / "loihi_layers.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    # 4. Mapping. Spike rates of every neuron node and input, measured in the float
+    #    simulator, give the messages per step; the target's per-core limits give the tiling.
+    t0 = time.perf_counter()
+    spiking = (*NEURON_TYPES, nir.Input)
+    sources = [n for n, node in graph.nodes.items() if isinstance(node, spiking)]
+    rates = spike_rates([split.run(test, record=sources)])
+    result = map_graph(graph, "loihi2", rates)
+    header = [f"Mapping of {nir_path} (example 4, {len(test)} clips of {data} test)"]
+    paths = write_report(result, args.out / "mapping", header)
+    print(f"\n4. {report_text(result, header)}", end="")
+    loihi1 = map_graph(graph, "loihi1", rates)
+    total = layer_rows(result)[-1]
+    print(
+        f"   Loihi 2: {result.cores} cores on {result.chips} chip(s),"
+        f" {total['messages_out_per_step']} messages per step; Loihi 1: {loihi1.cores} cores"
+        f" on {loihi1.chips} chip(s) ({time.perf_counter() - t0:.1f} s)"
+    )
+
+    seconds = time.perf_counter() - started
+    info = {
+        "checkpoint": str(ckpt),
+        "samples": len(test),
+        "spikes": spikes,
+        "mismatches": mismatches,
+        "embedding_max_diff": emb_diff,
+        "fixed_agreement_pct": agreement,
+        "fixed_cosine_mean": float(cosine.mean()),
+        "loihi2_cores": result.cores,
+        "loihi1_cores": loihi1.cores,
+        "seconds": seconds,
+    }
+    (args.out / "summary.json").write_text(json.dumps(info, indent=2) + "\n")
+    print(f"done in {seconds:.1f} s; wrote {paths['csv']}, {paths['text']}, loihi_layers.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
