@@ -3,14 +3,17 @@
 The FSVE's text encoder is a copy of the teacher's, frozen, so both share one text space and the
 student is trained only on its spiking visual encoder (surrogate gradients, Eq. 8) with
 
-    L = a · L_con + b · L_kl + c · L_emb
+    L = a · L_con + b · L_kl + c · L_emb + d · L_step
 
 - ``L_con``: contrastive alignment of the student's video embeddings with the (teacher's) text
   embeddings of the captions, Eq. 6 with same-class pairs as positives (``stcl_loss``);
 - ``L_kl``: ``T² · KL(p_t || p_s)`` between the teacher's and the student's class-prompt
   distributions ``softmax(s · cos(v, t_c) / T)`` over the C prompts (Hinton et al.'s T² keeps
   gradient sizes comparable across temperatures);
-- ``L_emb``: ``1 - cos(v_s, v_t)``, alignment to the teacher's video embedding.
+- ``L_emb``: ``1 - cos(v_s, v_t)``, alignment to the teacher's video embedding;
+- ``L_step`` (weight ``d``): the same per sub-block: the student's embedding of time step k
+  (``proj`` of its firing rates) against the teacher's output for block k after its temporal
+  Transformer (Eq. 4, before the mean of Eq. 5).
 
 ``--no-teacher`` trains the same student with the teacher-free loss of the teacher itself
 (:class:`fsve.train.loop.StclPromptLoss`: STCL on captions + class-prompt cross-entropy). With
@@ -52,14 +55,15 @@ class DistillWeights:
     kl: float = 1.0  # b, L_kl
     embed: float = 1.0  # c, L_emb
     temperature: float = 2.0  # T of the class-prompt distributions
+    steps: float = 1.0  # d, L_step: per time step against the teacher's per-block outputs
 
     def __post_init__(self) -> None:
-        for name in ("contrastive", "kl", "embed"):
+        for name in ("contrastive", "kl", "embed", "steps"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"--w-{name} must be >= 0, got {getattr(self, name)!r}")
         if not self.temperature > 0:
             raise ValueError(f"--temperature must be > 0, got {self.temperature!r}")
-        if self.contrastive + self.kl + self.embed <= 0:
+        if self.contrastive + self.kl + self.embed + self.steps <= 0:
             raise ValueError("at least one distillation weight must be > 0")
 
 
@@ -111,9 +115,16 @@ class DistillLoss:
         length = self.prompt_tokens.shape[-1]
         tokens = self.tokenizer.encode(list(batch["caption"]), length)
         tokens = torch.cat([tokens, self.prompt_tokens]).to(spikes.device)
-        video, text, scale = model(spikes, tokens)
+        visual = getattr(model, "module", model).visual  # DDP wraps the FSVE
+        captured: list[torch.Tensor] = []
+        hook = visual.final_lif.register_forward_hook(lambda m, a, out: captured.append(out))
+        try:
+            video, text, scale = model(spikes, tokens)
+        finally:
+            hook.remove()
         with torch.no_grad():
-            teacher_video = self.teacher.encode_video(spikes).float()
+            teacher_blocks = teacher_block_embeddings(self.teacher, spikes).float()  # [B, K, D]
+            teacher_video = teacher_blocks.mean(dim=1)  # Eq. 5: the teacher's video embedding
             teacher_scale = self.teacher.scale().float()
         terms = distill_terms(
             video.float(),
@@ -125,11 +136,25 @@ class DistillLoss:
             labels,
             self.w.temperature,
         )
-        return (
+        loss = (
             self.w.contrastive * terms["con"]
             + self.w.kl * terms["kl"]
             + self.w.embed * terms["emb"]
         )
+        if self.w.steps > 0:
+            # the student's embedding per time step: proj of that step's firing rates (the
+            # video embedding is their mean, proj being affine), against the teacher's output
+            # for the same sub-block after its temporal Transformer (5x denser targets)
+            per_step = visual.proj(captured[-1].mean(dim=2)).float()  # [T=K, B, D]
+            cos = F.cosine_similarity(per_step, teacher_blocks.transpose(0, 1), dim=-1)
+            loss = loss + self.w.steps * (1.0 - cos).mean()
+        return loss
+
+
+def teacher_block_embeddings(teacher: nn.Module, spikes: torch.Tensor) -> torch.Tensor:
+    """The teacher's per-sub-block outputs ``[B, K, D]`` whose mean is its video embedding."""
+    x = teacher.forward_blocks(teacher.forward_features(spikes))
+    return teacher.temporal(x) if teacher.temporal is not None else x
 
 
 def student_config(spec: str | Mapping[str, Any], teacher_cfg: Any | None) -> Any:
@@ -206,11 +231,13 @@ def cmd_distill(args: argparse.Namespace, env: Any) -> int:
         "kl": args.w_kl,
         "embed": args.w_embed,
         "temperature": args.temperature,
+        "steps": args.w_steps,
     }
     given = {k: v for k, v in given.items() if v is not None}
     if stored is not None:
         flags = {**given, "teacher": args.teacher, "no_teacher": args.no_teacher or None}
         saved = {
+            "steps": 0.0,  # runs stored before L_step existed did not use it
             **stored["weights"],
             "teacher": stored["teacher"],
             "no_teacher": stored["no_teacher"],
@@ -222,7 +249,7 @@ def cmd_distill(args: argparse.Namespace, env: Any) -> int:
                 )
         if args.config is not None:
             raise ValueError("--resume takes the model config from last.pt; drop --config")
-        weights = DistillWeights(**stored["weights"])
+        weights = DistillWeights(**{"steps": 0.0, **stored["weights"]})
         teacher_path = stored["teacher"]
         no_teacher = bool(stored["no_teacher"])
     else:
@@ -324,4 +351,5 @@ def add_distill_parser(sub: Any, add_common: Any) -> None:
     p.add_argument(
         "--temperature", type=float, default=None, help=f"T of L_kl, default {d.temperature}"
     )
+    p.add_argument("--w-steps", type=float, default=None, help=f"d (L_step), default {d.steps}")
     p.set_defaults(func=cmd_distill)

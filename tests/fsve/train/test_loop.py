@@ -283,3 +283,35 @@ def test_detached_video_trains_text_on_text_terms_and_video_on_anchors(tiny_data
     assert torch.allclose(got[name], model.get_parameter(name).grad, atol=1e-6)
     with pytest.raises(ValueError, match="needs w_class > 0"):
         StclPromptLoss(tok, bank, detach_video=True)
+
+
+def test_step_distillation_term_matches_hand_computation(tiny_data):
+    """L_step alone: mean over steps and clips of 1 - cos(student step k, teacher block k)."""
+    from conftest import MICRO_FSVE
+
+    from fsve.data.dataset import collate
+    from fsve.models.config import fsve_config
+    from fsve.train.distill import (
+        DistillLoss,
+        DistillWeights,
+        build_student,
+        teacher_block_embeddings,
+    )
+
+    teacher, cfg, tok, _, train = setup(tiny_data)
+    teacher.eval()
+    student = build_student(fsve_config({**MICRO_FSVE, "text": cfg.text.__dict__}), teacher)
+    prompts = tok.encode([f"a video of an object {c}" for c in train.class_names], 16)
+    batch = collate([train[i] for i in range(4)])
+    w = DistillWeights(contrastive=0.0, kl=0.0, embed=0.0, steps=1.0)
+    torch.manual_seed(0)
+    got = DistillLoss(teacher, tok, prompts, w)(student, batch)
+    with torch.no_grad():
+        blocks = teacher_block_embeddings(teacher, batch["spikes"])  # [B, K, D]
+        assert torch.allclose(blocks.mean(1), teacher.encode_video(batch["spikes"]), atol=1e-5)
+    rates = student.visual.forward_features(batch["spikes"]).mean(dim=2)  # [T, B, C]
+    assert rates.shape == (5, 4, student.visual.width)
+    per_step = student.visual.proj(rates)  # [T, B, D]
+    want = (1 - torch.nn.functional.cosine_similarity(per_step, blocks.transpose(0, 1), -1)).mean()
+    assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(per_step.mean(0), student.visual(batch["spikes"]), atol=1e-5)

@@ -162,7 +162,13 @@ def test_distill_and_no_teacher_runs(tiny_data, micro_config, micro_fsve_config,
     for key, value in t_model.text.state_dict().items():  # copied and frozen
         assert torch.equal(student.text.state_dict()[key], value), key
     run = load_checkpoint(out / "last.pt")["training"]["run"]
-    assert run["weights"] == {"contrastive": 1.0, "kl": 0.5, "embed": 1.0, "temperature": 3.0}
+    assert run["weights"] == {
+        "contrastive": 1.0,
+        "kl": 0.5,
+        "embed": 1.0,
+        "temperature": 3.0,
+        "steps": 1.0,
+    }
     assert (out / "test_metrics.json").exists() and (out / "curves.png").exists()
     alone = tmp_path / "alone"
     assert main(["distill", "--no-teacher", "--out", str(alone), *common]) == 0
