@@ -55,7 +55,7 @@ class DistillWeights:
     kl: float = 1.0  # b, L_kl
     embed: float = 1.0  # c, L_emb
     temperature: float = 2.0  # T of the class-prompt distributions
-    steps: float = 1.0  # d, L_step: per time step against the teacher's per-block outputs
+    steps: float = 0.0  # d, L_step: per time step against the teacher's per-block outputs
 
     def __post_init__(self) -> None:
         for name in ("contrastive", "kl", "embed", "steps"):

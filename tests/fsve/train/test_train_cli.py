@@ -167,7 +167,7 @@ def test_distill_and_no_teacher_runs(tiny_data, micro_config, micro_fsve_config,
         "kl": 0.5,
         "embed": 1.0,
         "temperature": 3.0,
-        "steps": 1.0,
+        "steps": 0.0,
     }
     assert (out / "test_metrics.json").exists() and (out / "curves.png").exists()
     alone = tmp_path / "alone"
