@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import subprocess
 import sys
@@ -74,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from fsve.eval import evaluate_checkpoint
-    from fsve.io import atomic_write_text
+    from fsve.io import atomic_write_text, csv_text
 
     rows = []
     for seed in args.seeds:
@@ -100,11 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
 
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(args.reports / "accuracy.csv", buf.getvalue())
+    atomic_write_text(args.reports / "accuracy.csv", csv_text(rows))
 
     def mean(name: str, key: str) -> float:
         vals = [r[key] for r in rows if r["model"] == name]

@@ -1223,18 +1223,6 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([line(cols), line(["-" * w for w in width]), *map(line, cells)]) + "\n"
 
 
-def _csv_text(rows: list[dict[str, Any]]) -> str:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return buf.getvalue()
-
-
 # ----------------------------------------------------------------------------- CLI
 
 EXIT_USAGE = 2
@@ -1303,7 +1291,7 @@ def _run(args: Any) -> int:
     from export.sim import HostCall
     from fsve.checkpoint import load_model
     from fsve.data.dataset import SpikeDataset, WindowSpec
-    from fsve.io import atomic_write_bytes
+    from fsve.io import atomic_write_bytes, csv_text
 
     if args.batch_size < 1 or args.calibration < 1 or (args.samples or 1) < 1:
         raise ValueError("--batch-size, --calibration and --samples must be >= 1")
@@ -1460,8 +1448,8 @@ def _run(args: Any) -> int:
                   _table(rows["lava"])]  # fmt: skip
     text = "\n".join(lines)
     atomic_write_bytes(out_dir / "loihi.txt", text.encode())
-    atomic_write_bytes(out_dir / "loihi_summary.csv", _csv_text(summary).encode())
-    atomic_write_bytes(out_dir / "loihi_layers.csv", _csv_text(layer_rows).encode())
+    atomic_write_bytes(out_dir / "loihi_summary.csv", csv_text(summary).encode())
+    atomic_write_bytes(out_dir / "loihi_layers.csv", csv_text(layer_rows).encode())
     print(text, end="")
     print(f"wrote {out_dir}/loihi.txt, loihi_summary.csv, loihi_layers.csv")
     return 0

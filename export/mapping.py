@@ -42,9 +42,7 @@ Model of the hardware (one :class:`Target`, data not code):
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import itertools
 import json
 import math
@@ -59,7 +57,7 @@ import nir
 import numpy as np
 
 from export.sim import NEURON_TYPES, _flatten_graph, _padding, _topological
-from fsve.io import atomic_write_text
+from fsve.io import atomic_write_text, csv_text
 
 __all__ = [
     "TARGETS",
@@ -1200,15 +1198,6 @@ def report_text(result: MappingResult, header: Sequence[str] = ()) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return buf.getvalue()
-
-
 def write_report(
     result: MappingResult, out_dir: str | os.PathLike, header: Sequence[str] = ()
 ) -> dict[str, Path]:
@@ -1216,7 +1205,7 @@ def write_report(
     out = Path(out_dir)
     paths = {"csv": out / "mapping.csv", "text": out / "mapping.txt"}
     text = report_text(result, header)  # compute everything before writing anything
-    table = _csv(layer_rows(result))
+    table = csv_text(layer_rows(result))
     atomic_write_text(paths["csv"], table)
     atomic_write_text(paths["text"], text)
     return paths

@@ -32,7 +32,6 @@ Mapping (details and proofs: ``docs/export.md``):
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import io
 import math
@@ -52,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from export.sim import DT_S, NEURON_TYPES, HostCall, Simulator
-from fsve.io import atomic_write_bytes
+from fsve.io import atomic_write_bytes, csv_text
 from fsve.models.student import FSVE, SpikingVisualEncoder
 from fsve.nn.attention import (
     ESDSA,
@@ -1528,12 +1527,7 @@ def layer_rows(layers: Sequence[LayerComparison]) -> list[dict[str, Any]]:
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    _atomic_write(path, buf.getvalue().encode())
+    _atomic_write(path, csv_text(rows).encode())
 
 
 def report_paths(report: str | os.PathLike) -> dict[str, Path]:

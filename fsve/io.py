@@ -2,14 +2,17 @@
 
 A crash or an exception mid-write never leaves a half-written file at the target, and an
 existing file there survives until the new one is complete. Files get the usual permissions
-(``0o666`` less the umask), not the ``0o600`` of :func:`tempfile.mkstemp`.
+(``0o666`` less the umask), not the ``0o600`` of :func:`tempfile.mkstemp`. :func:`csv_text`
+formats report rows for them.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -80,3 +83,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_open(path, "wb") as f:
         f.write(data)
+
+
+def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows of one shape as CSV text with a header from the first row's keys ("" if none)."""
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buf.getvalue()
