@@ -1,7 +1,7 @@
 """Accuracy targets of issue 4 on the built-in dataset: teacher, distilled FSVE, FSVE alone.
 
 Usage: ``python benchmarks/accuracy.py [--data data/synth] [--out runs/accuracy] [--seeds 0]
-[--teacher-epochs 12] [--fsve-epochs 12] [--threads 1] [--reports reports/accuracy]``.
+[--teacher-epochs 12] [--fsve-epochs 36] [--threads 1] [--reports reports/accuracy]``.
 
 For each seed it trains (or resumes, or reuses a finished run under ``--out/seed<N>/``):
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reports", type=Path, default=Path("reports/accuracy"))
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--teacher-epochs", type=int, default=12)
-    p.add_argument("--fsve-epochs", type=int, default=12)
+    p.add_argument("--fsve-epochs", type=int, default=36)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
 

@@ -121,8 +121,13 @@ def read_config_arg(
         raise ValueError(f"{path}: {err}") from None
 
 
-def resolve_loop(args: argparse.Namespace, stored: Mapping[str, Any] | None) -> LoopConfig:
-    """Recipe values, overridden by flags; on resume the stored values, checked against flags."""
+def resolve_loop(
+    args: argparse.Namespace,
+    stored: Mapping[str, Any] | None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> LoopConfig:
+    """Recipe values (with ``overrides[recipe]`` on top), overridden by flags; on resume the
+    stored values, checked against flags."""
     if stored is not None:
         loop = dict(stored["loop"])
         for name in HYPER:
@@ -137,7 +142,9 @@ def resolve_loop(args: argparse.Namespace, stored: Mapping[str, Any] | None) -> 
         loop["workers"] = args.workers
         loop["betas"] = tuple(loop["betas"])
         return LoopConfig(**loop)
-    recipe = {k: v for k, v in RECIPES[args.recipe or "default"].items() if k not in DATA_KEYS}
+    name = args.recipe or "default"
+    recipe = {k: v for k, v in RECIPES[name].items() if k not in DATA_KEYS}
+    recipe.update((overrides or {}).get(name, {}))
     for name in HYPER:
         if getattr(args, name) is not None:
             recipe[name] = getattr(args, name)

@@ -47,6 +47,11 @@ __all__ = [
 ]
 
 
+# The FSVE trains on the teacher's recipe with a higher peak lr: at lr 1e-3 it sat near 25%
+# val Top-1 after 12 epochs; at 3e-3 it reached 67.5% by epoch 18 of 36 (distilled, seed 0).
+FSVE_RECIPE_OVERRIDES: dict[str, dict[str, Any]] = {"default": {"lr": 3e-3}}
+
+
 @dataclass(frozen=True)
 class DistillWeights:
     """Weights ``a, b, c`` of the three terms and the KL temperature ``T``."""
@@ -224,7 +229,7 @@ def cmd_distill(args: argparse.Namespace, env: Any) -> int:
             f"{out / 'last.pt'} exists: pass --resume to continue that run, or another --out"
         )
     stored = resume["training"]["run"] if resume is not None else None
-    loop = resolve_loop(args, stored)
+    loop = resolve_loop(args, stored, FSVE_RECIPE_OVERRIDES)
     shift = resolve_shift(args, stored)
     given = {
         "contrastive": args.w_contrastive,
