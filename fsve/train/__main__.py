@@ -142,9 +142,9 @@ def resolve_loop(
         loop["workers"] = args.workers
         loop["betas"] = tuple(loop["betas"])
         return LoopConfig(**loop)
-    name = args.recipe or "default"
-    recipe = {k: v for k, v in RECIPES[name].items() if k not in DATA_KEYS}
-    recipe.update((overrides or {}).get(name, {}))
+    recipe_name = args.recipe or "default"
+    recipe = {k: v for k, v in RECIPES[recipe_name].items() if k not in DATA_KEYS}
+    recipe.update((overrides or {}).get(recipe_name, {}))
     for name in HYPER:
         if getattr(args, name) is not None:
             recipe[name] = getattr(args, name)

@@ -121,12 +121,17 @@ class DistillLoss:
         tokens = self.tokenizer.encode(list(batch["caption"]), length)
         tokens = torch.cat([tokens, self.prompt_tokens]).to(spikes.device)
         visual = getattr(model, "module", model).visual  # DDP wraps the FSVE
-        captured: list[torch.Tensor] = []
-        hook = visual.final_lif.register_forward_hook(lambda m, a, out: captured.append(out))
+        captured: list[torch.Tensor] = []  # final-LIF spikes [T, B, N, C], for L_step only
+        hook = (
+            visual.final_lif.register_forward_hook(lambda m, a, out: captured.append(out))
+            if self.w.steps > 0
+            else None
+        )
         try:
             video, text, scale = model(spikes, tokens)
         finally:
-            hook.remove()
+            if hook is not None:
+                hook.remove()
         with torch.no_grad():
             teacher_blocks = teacher_block_embeddings(self.teacher, spikes).float()  # [B, K, D]
             teacher_video = teacher_blocks.mean(dim=1)  # Eq. 5: the teacher's video embedding
