@@ -9,7 +9,9 @@ Only the last two layers of the video path are trained (:func:`trainable_layers`
 
 - teacher (SPKLIP): the attention pooling ``backbone.pool`` and the last temporal Transformer
   layer ``temporal.encoder.layers[-1]`` with the final ``temporal.encoder.norm``; without
-  STAR-Net (ablations) ``backbone.layer4[-1]`` and ``backbone.pool``;
+  STAR-Net (ablations) ``backbone.layer4[-1]`` and ``backbone.pool``; the Table 1 baselines:
+  ``backbone.stages[-1]`` and ``backbone.proj`` (frame CNN), ``backbone.encoder.layers[-1]``
+  with ``backbone.encoder.norm`` and ``backbone.proj`` (ViT);
 - FSVE: the last spiking transformer block ``visual.blocks[-1]`` (or, with ``attn_depth=0``, the
   last MS-ResNet block) and the projection ``visual.proj``.
 
@@ -46,6 +48,15 @@ def trainable_layers(model: nn.Module) -> dict[str, nn.Module]:
     from fsve.models.teacher import SPKLIP
 
     if isinstance(model, SPKLIP):
+        backbone = model.backbone
+        if model.cfg.video_encoder == "frame_cnn":
+            return {"backbone.stages[-1]": backbone.stages[-1], "backbone.proj": backbone.proj}
+        if model.cfg.video_encoder == "vit":
+            return {
+                "backbone.encoder.layers[-1]": backbone.encoder.layers[-1],
+                "backbone.encoder.norm": backbone.encoder.norm,
+                "backbone.proj": backbone.proj,
+            }
         if model.temporal is not None:
             encoder = model.temporal.encoder
             return {

@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 __all__ = [
     "COMPONENTS",
     "FSVE_PRESETS",
+    "VIDEO_ENCODERS",
+    "VIT_PATCH",
     "FSVEConfig",
     "TeacherConfig",
     "TextConfig",
@@ -42,6 +44,9 @@ __all__ = [
 ]
 
 COMPONENTS = ("mtf", "mtf_sa", "full")  # Table 4 rows: MTF; MTF + SA; MTF + SA + STAR-Net
+# Table 1 video encoders: SPKLIP's HSFE + STAR-Net; spike counts into a plain CNN; a ViT
+VIDEO_ENCODERS = ("spklip", "frame_cnn", "vit")
+VIT_PATCH = 8  # pixels per side of a SpikeViT patch (stride 8, no overlap)
 MIN_VOCAB = 4  # the tokenizer's special tokens <pad>, <unk>, <sos>, <eos>
 
 C = TypeVar("C")
@@ -147,6 +152,20 @@ class TeacherConfig:
     ``channel_slicing=False`` is the Table 2 ablation: every branch sees all ``block_frames``
     frames (and a temporal mask over all of them); output channels stay as Eq. 3 allocates them
     from ``branch_radii``, so only the input slicing changes.
+
+    ``video_encoder`` replaces the whole video path by a Table 1 baseline; the text encoder,
+    ``logit_scale``, loss and checkpoints stay those of SPKLIP, and the K block embeddings are
+    averaged (Eq. 5, no temporal Transformer). With a baseline, ``components``,
+    ``channel_slicing``, the HSFE fields (``branch_radii``, ``hsfe_channels``, ``sa_hidden``)
+    and ``temporal_layers``/``temporal_heads`` are unused.
+
+    - ``"spklip"``: HSFE + STAR-Net as above (the default).
+    - ``"frame_cnn"``: frame averaging: the firing rate of each pixel over a sub-block's F
+      frames (1 channel) -> 4 stages of stride-2 conv3x3-BN-ReLU, widths w, 2w, 4w, 8w
+      (``w = base_width``) -> global average pool -> linear to D.
+    - ``"vit"``: a conventional ViT with the F binary frames as the input channels of its
+      8x8 patch embedding; width ``8 * base_width``, depth ``sum(layers)``, ``pool_heads``
+      heads, MLP 4x, ``dropout``; the class token is projected to D. Needs H, W >= 8.
     """
 
     # input (Eq. 2)
@@ -160,6 +179,7 @@ class TeacherConfig:
     sa_hidden: int = 16  # hidden channels of the SA module
     channel_slicing: bool = True  # False: every branch sees the full window (Table 2)
     components: str = "full"  # "mtf" | "mtf_sa" | "full" (Table 4)
+    video_encoder: str = "spklip"  # "spklip" | "frame_cnn" | "vit" (Table 1 baselines)
     # STAR-Net (Sec. 3.3)
     base_width: int = 64  # MAPResNet width; stage planes w..8w, outputs 4w..32w channels
     layers: tuple[int, ...] = (2, 2, 2, 2)  # bottleneck blocks per stage
@@ -191,6 +211,10 @@ class TeacherConfig:
             raise ValueError(f"channel_slicing must be a bool, got {self.channel_slicing!r}")
         if self.components not in COMPONENTS:
             raise ValueError(f"components must be one of {COMPONENTS}, got {self.components!r}")
+        if self.video_encoder not in VIDEO_ENCODERS:
+            raise ValueError(
+                f"video_encoder must be one of {VIDEO_ENCODERS}, got {self.video_encoder!r}"
+            )
         radius = self.block_frames // 2
         radii = self.branch_radii
         if not radii or any(isinstance(r, bool) or not isinstance(r, int) for r in radii):
@@ -204,18 +228,27 @@ class TeacherConfig:
             raise ValueError(f"layers must give 4 stages, got {self.layers!r}")
         for n in self.layers:
             _positive_int("layers[i]", n)
-        if (32 * self.base_width) % self.pool_heads:
+        if self.video_encoder == "spklip" and (32 * self.base_width) % self.pool_heads:
             raise ValueError(
                 f"pool width 32*{self.base_width} is not divisible by pool_heads {self.pool_heads}"
+            )
+        if self.video_encoder == "vit" and (8 * self.base_width) % self.pool_heads:
+            raise ValueError(
+                f"ViT width 8*{self.base_width} is not divisible by pool_heads {self.pool_heads}"
             )
         if self.embed_dim % self.temporal_heads:
             raise ValueError(
                 f"embed_dim {self.embed_dim} is not divisible by temporal_heads"
                 f" {self.temporal_heads}"
             )
-        if min(attnpool_grid(self.height, self.width)) < 1:
+        if self.video_encoder == "spklip" and min(attnpool_grid(self.height, self.width)) < 1:
             raise ValueError(
                 f"input {self.height}x{self.width} is too small: the trunk downsamples ~32x"
+            )
+        if self.video_encoder == "vit" and min(self.height, self.width) < VIT_PATCH:
+            raise ValueError(
+                f"video_encoder='vit' needs height and width >= {VIT_PATCH} (one patch),"
+                f" got {self.height}x{self.width}"
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")

@@ -17,6 +17,10 @@ HSFE, per sub-block ``X = B_block [N, F, H, W]`` with centre frame ``c = F // 2`
 - SA: ``[W_1..W_m] = σ(Conv1x1(ReLU(Conv3x3(cat(H_1..H_m)))))``, one weight map per branch and
   pixel ``[N, m, H, W]``, broadcast over that branch's ``k_i`` channels; output
   ``Ĩ = cat(W_i ∘ H_i)``. Without SA (``components="mtf"``) ``Ĩ = cat(H_i)``.
+
+Table 1 baselines (``TeacherConfig.video_encoder``) replace HSFE + STAR-Net by one module that
+maps a sub-block ``[N, F, H, W]`` to ``[N, D]`` (:class:`FrameCountCNN`, :class:`SpikeViT`);
+the K block embeddings are averaged (Eq. 5). Text encoder, loss and checkpoints are unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fsve.models.config import TeacherConfig
+from fsve.models.config import VIT_PATCH, TeacherConfig
 from fsve.models.text import TextEncoder
 from fsve.nn.init import TEMPORAL_INIT_SPANS, temporal_span_init_
 
@@ -38,8 +42,10 @@ __all__ = [
     "AttentionPool2d",
     "AvgPoolHead",
     "Bottleneck",
+    "FrameCountCNN",
     "MAPResNet",
     "SpatialAttention",
+    "SpikeViT",
     "TemporalTransformer",
     "hsfe_block_features",
     "parameter_counts",
@@ -309,12 +315,136 @@ class TemporalTransformer(nn.Module):
         return self.encoder(x + self.positional_embedding)
 
 
+class FrameCountCNN(nn.Module):
+    """Table 1 frame-averaging baseline: sub-block ``[N, F, H, W]`` -> ``[N, D]``.
+
+    The input is the firing-rate image ``Σ_t X[:, t] / F`` ``[N, 1, H, W]`` (spike counts over
+    the F frames, so the order of the frames is lost), then a plain CNN: ``stages`` of stride-2
+    conv3x3-BN-ReLU with widths w, 2w, 4w, 8w (``w = base_width``; ~H/16 x W/16 left), global
+    average pooling and ``proj``, a linear map to D.
+    """
+
+    def __init__(self, cfg: TeacherConfig) -> None:
+        super().__init__()
+        self.block_frames = cfg.block_frames
+        widths = [cfg.base_width * 2**i for i in range(4)]
+        stages = []
+        for c_in, c_out in zip([1, *widths[:-1]], widths, strict=True):
+            stages.append(
+                nn.Sequential(
+                    OrderedDict(
+                        conv=nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+                        bn=nn.BatchNorm2d(c_out),
+                        relu=nn.ReLU(),
+                    )
+                )
+            )
+        self.stages = nn.Sequential(*stages)
+        self.proj = nn.Linear(widths[-1], cfg.embed_dim)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, F, H, W]`` spikes -> final map ``[N, 8w, ~H/16, ~W/16]``."""
+        if x.ndim != 4 or x.shape[1] != self.block_frames:
+            raise ValueError(
+                f"FrameCountCNN expects [N, {self.block_frames}, H, W], got {tuple(x.shape)}"
+            )
+        rate = x.mean(dim=1, keepdim=True)  # [N, 1, H, W], spike count / F
+        return self.stages(rate)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """Final map -> ``[N, D]``: global average pool, then ``proj``."""
+        return self.proj(x.mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class SpikeViT(nn.Module):
+    """Table 1 conventional image encoder adapted to spikes: a ViT, sub-block ``[N, F, H, W]``
+    -> ``[N, D]``.
+
+    ``patch_embed`` is an 8x8 stride-8 conv whose input channels are the F binary frames (so the
+    frame order is seen only through its weights); a class token and a learned positional
+    embedding over the ``H//8 x W//8`` grid (+1) are added; a pre-norm Transformer encoder
+    (``8 * base_width`` wide, ``sum(layers)`` layers, ``pool_heads`` heads, GELU MLP 4x,
+    ``dropout``) with a final LayerNorm; ``proj`` maps the class token to D. Pixels beyond the
+    last full patch are ignored. Weights are drawn ViT-style (truncated normal, std 0.02), which
+    also gives every layer its own draw (``nn.TransformerEncoder`` deep-copies one layer).
+    """
+
+    def __init__(self, cfg: TeacherConfig) -> None:
+        super().__init__()
+        width = 8 * cfg.base_width
+        self.block_frames = cfg.block_frames
+        self.grid = (cfg.height // VIT_PATCH, cfg.width // VIT_PATCH)  # (h, w) patches
+        self.patch_embed = nn.Conv2d(cfg.block_frames, width, VIT_PATCH, stride=VIT_PATCH)
+        self.class_embedding = nn.Parameter(torch.zeros(width))
+        self.positional_embedding = nn.Parameter(
+            torch.zeros(self.grid[0] * self.grid[1] + 1, width)
+        )
+        layer = nn.TransformerEncoderLayer(
+            d_model=width,
+            nhead=cfg.pool_heads,
+            dim_feedforward=4 * width,
+            dropout=cfg.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(
+            layer, sum(cfg.layers), norm=nn.LayerNorm(width), enable_nested_tensor=False
+        )
+        self.proj = nn.Linear(width, cfg.embed_dim, bias=False)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for p in (self.class_embedding, self.positional_embedding):
+            nn.init.trunc_normal_(p, std=0.02)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.MultiheadAttention):
+                nn.init.trunc_normal_(m.in_proj_weight, std=0.02)
+                nn.init.zeros_(m.in_proj_bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, F, H, W]`` spikes -> normalised tokens ``[N, 1 + h*w, 8w]`` (class token first)."""
+        if x.ndim != 4 or x.shape[1] != self.block_frames:
+            raise ValueError(
+                f"SpikeViT expects [N, {self.block_frames}, H, W], got {tuple(x.shape)}"
+            )
+        y = self.patch_embed(x)  # [N, 8w, h, w]
+        if tuple(y.shape[2:]) != self.grid:
+            raise ValueError(
+                f"SpikeViT was built for a {self.grid} patch grid, got {tuple(y.shape[2:])}:"
+                " the input size differs from the config's height/width"
+            )
+        tokens = y.flatten(2).transpose(1, 2)  # [N, h*w, 8w]
+        cls = self.class_embedding.expand(tokens.shape[0], 1, -1)  # [N, 1, 8w]
+        tokens = torch.cat([cls, tokens], dim=1) + self.positional_embedding  # [N, 1+h*w, 8w]
+        return self.encoder(tokens)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens -> ``[N, D]``: ``proj`` of the class token."""
+        return self.proj(x[:, 0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+VIDEO_BASELINES: dict[str, type[nn.Module]] = {"frame_cnn": FrameCountCNN, "vit": SpikeViT}
+
+
 class SPKLIP(nn.Module):
     """SPKLIP teacher: video ``[B, K, F, H, W]`` and tokens ``[B, L]`` -> embeddings ``[B, D]``.
 
     Submodules: ``hsfe`` (Eq. 2-3 + SA), ``backbone`` (MAPResNet), ``temporal`` (Eq. 4; ``None``
     in the ``"mtf"``/``"mtf_sa"`` ablations, whose backbone pools by average), ``text`` and the
-    scalar ``logit_scale`` (log of 1/τ, init log(1/0.07)).
+    scalar ``logit_scale`` (log of 1/τ, init log(1/0.07)). With a Table 1 baseline
+    (``cfg.video_encoder`` ``"frame_cnn"`` or ``"vit"``), ``hsfe`` and ``temporal`` are ``None``
+    and ``backbone`` is the :class:`FrameCountCNN` or :class:`SpikeViT` applied per sub-block.
     """
 
     def __init__(self, cfg: TeacherConfig) -> None:
@@ -322,10 +452,20 @@ class SPKLIP(nn.Module):
         if not isinstance(cfg, TeacherConfig):
             raise ValueError(f"SPKLIP needs a TeacherConfig, got {type(cfg).__name__}")
         self.cfg = cfg
-        full = cfg.components == "full"
-        self.hsfe = HSFE(cfg)
-        self.backbone = MAPResNet(cfg, self.hsfe.out_channels, "attention" if full else "avg")
-        self.temporal = TemporalTransformer(cfg) if full else None
+        self.hsfe: HSFE | None
+        self.temporal: TemporalTransformer | None
+        if cfg.video_encoder == "spklip":
+            # keep this order: it fixes the seeded init and the state_dict of checkpoints
+            full = cfg.components == "full"
+            self.hsfe = HSFE(cfg)
+            self.backbone: nn.Module = MAPResNet(
+                cfg, self.hsfe.out_channels, "attention" if full else "avg"
+            )
+            self.temporal = TemporalTransformer(cfg) if full else None
+        else:
+            self.hsfe = None
+            self.backbone = VIDEO_BASELINES[cfg.video_encoder](cfg)
+            self.temporal = None
         self.text = TextEncoder(cfg.text)
         self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
 
@@ -339,27 +479,53 @@ class SPKLIP(nn.Module):
             )
         return spikes.to(self.logit_scale.dtype)
 
+    def _require_hsfe(self, method: str) -> HSFE:
+        if self.hsfe is None:
+            raise ValueError(
+                f"SPKLIP.{method} needs HSFE features, but this model has no HSFE:"
+                f" video_encoder={self.cfg.video_encoder!r}"
+            )
+        return self.hsfe
+
     def forward_features(self, spikes: torch.Tensor) -> torch.Tensor:
         """HSFE coarse estimates per block: ``[B, K, F, H, W]`` -> ``[B, K, C_h, H, W]``."""
+        hsfe = self._require_hsfe("forward_features")
         x = self._check_spikes(spikes)
         b, k = x.shape[:2]
-        y = self.hsfe(x.flatten(0, 1))  # [B*K, C_h, H, W]
+        y = hsfe(x.flatten(0, 1))  # [B*K, C_h, H, W]
         return y.unflatten(0, (b, k))
 
     def forward_blocks(self, features: torch.Tensor) -> torch.Tensor:
         """MAPResNet per block: ``[B, K, C_h, H, W]`` -> ``[B, K, D]`` (before Eq. 4)."""
+        self._require_hsfe("forward_blocks")
         b, k = features.shape[:2]
         return self.backbone(features.flatten(0, 1)).unflatten(0, (b, k))  # [B, K, D]
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """HSFE features ``[B, K, C_h, H, W]`` -> video embedding ``[B, D]`` (Eq. 4-5)."""
+        self._require_hsfe("forward_head")
         x = self.forward_blocks(features)
         if self.temporal is not None:
             x = self.temporal(x)  # [B, K, D]
         return x.mean(dim=1)  # Eq. 5
 
+    def encode_blocks(self, spikes: torch.Tensor) -> torch.Tensor:
+        """Per-block embeddings ``[B, K, D]`` whose mean over K is the video embedding.
+
+        SPKLIP: after the temporal Transformer (Eq. 4) when it has one; baselines: the baseline
+        applied to each sub-block.
+        """
+        if self.hsfe is not None:
+            x = self.forward_blocks(self.forward_features(spikes))
+            return self.temporal(x) if self.temporal is not None else x
+        x = self._check_spikes(spikes)
+        b, k = x.shape[:2]
+        return self.backbone(x.flatten(0, 1)).unflatten(0, (b, k))  # [B, K, D]
+
     def encode_video(self, spikes: torch.Tensor) -> torch.Tensor:
         """Spike clip ``[B, K, F, H, W]`` (bool or float) -> video embedding ``[B, D]``."""
+        if self.hsfe is None:
+            return self.encode_blocks(spikes).mean(dim=1)  # Eq. 5
         return self.forward_head(self.forward_features(spikes))
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -395,7 +561,10 @@ def temporal_correlation(block_features: torch.Tensor) -> torch.Tensor:
 
 
 def parameter_counts(model: SPKLIP) -> dict[str, int]:
-    """Trainable parameters per part: hsfe, backbone, temporal, text, logit_scale, total."""
+    """Trainable parameters per part: hsfe, backbone, temporal, text, logit_scale, total.
+
+    ``hsfe`` and ``temporal`` are 0 where the model has none (ablations, Table 1 baselines).
+    """
 
     def count(m: nn.Module | None) -> int:
         return 0 if m is None else sum(p.numel() for p in m.parameters())
