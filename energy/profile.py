@@ -83,7 +83,7 @@ def _load(path: Path, kind: str | None = None):
         raise UsageError(str(err)) from None
 
 
-def _input_spec(ckpt: dict, path: Path) -> tuple[int, int, int, int]:
+def _input_spec(ckpt: dict, path: Path) -> tuple[int, int, int, int, int]:
     cfg = ckpt["config"]
     try:
         return (
@@ -91,22 +91,23 @@ def _input_spec(ckpt: dict, path: Path) -> tuple[int, int, int, int]:
             int(cfg.get("block_frames", 61)),
             int(cfg["height"]),
             int(cfg["width"]),
+            int(cfg.get("block_step", 45)),
         )
     except (KeyError, TypeError, ValueError):
         raise UsageError(f"{path}: config lacks the input size (height, width)") from None
 
 
-def _dataset(args: argparse.Namespace, spec: tuple[int, int, int, int]):
+def _dataset(args: argparse.Namespace, spec: tuple[int, int, int, int, int]):
     from fsve.data.dataset import SpikeDataset, WindowSpec
 
-    blocks, frames, height, width = spec
+    blocks, frames, height, width, step = spec
     if not (args.data / "manifest.csv").is_file():
         raise UsageError(
             f"{args.data}: no dataset here (no manifest.csv); generate the built-in one with "
             "`python -m fsve.data synth --out data/synth` or pass --data"
         )
     try:
-        window = WindowSpec(num_blocks=blocks, radius=frames // 2)
+        window = WindowSpec(num_blocks=blocks, radius=frames // 2, step=step)
         ds = SpikeDataset(args.data, args.split, window=window)
     except (OSError, ValueError) as err:
         raise UsageError(f"{args.data}: {err}") from None
@@ -159,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
             if _input_spec(tckpt, teacher_path) != spec:
                 raise UsageError(
                     f"{teacher_path}: teacher input {_input_spec(tckpt, teacher_path)} differs "
-                    f"from the checkpoint's {spec} (blocks, frames, height, width)"
+                    f"from the checkpoint's {spec} (blocks, frames, height, width, step)"
                 )
             baseline = teacher.to(args.device)
     except CheckpointError as err:

@@ -24,14 +24,12 @@ from fsve.io import atomic_open
 
 def window_for_model(model: torch.nn.Module) -> Any:
     """The sub-block layout (Eq. 2) of a model's config (K blocks of 2r+1 frames)."""
-    from fsve.data.dataset import WindowSpec
+    from fsve.data.dataset import WindowSpec, window_of
 
     cfg = getattr(model, "cfg", None)
-    blocks = getattr(cfg, "num_blocks", None)
-    frames = getattr(cfg, "block_frames", None)
-    if blocks is None or frames is None:
+    if getattr(cfg, "num_blocks", None) is None or getattr(cfg, "block_frames", None) is None:
         return WindowSpec()
-    return WindowSpec(num_blocks=int(blocks), radius=int(frames) // 2)
+    return window_of(cfg)
 
 
 def check_frame_size(model: torch.nn.Module, dataset: Any) -> None:

@@ -61,6 +61,16 @@ class WindowSpec:
         return centres[0] - self.radius, centres[-1] + self.radius + 1
 
 
+def window_of(cfg: object) -> WindowSpec:
+    """The sub-block layout a model config expects: ``num_blocks`` blocks of ``block_frames``
+    frames, ``block_step`` apart (45 for configs without that field, such as the FSVE's)."""
+    return WindowSpec(
+        num_blocks=int(cfg.num_blocks),  # type: ignore[attr-defined]
+        radius=int(cfg.block_frames) // 2,  # type: ignore[attr-defined]
+        step=int(getattr(cfg, "block_step", WindowSpec.step)),
+    )
+
+
 def sub_blocks(spikes: np.ndarray, spec: WindowSpec = WindowSpec()) -> np.ndarray:
     """Spike stream ``[N, H, W]`` -> sub-blocks ``[K, 2r+1, H, W]`` (Eq. 2), a copy."""
     spikes = np.asarray(spikes)

@@ -171,6 +171,7 @@ class TeacherConfig:
     # input (Eq. 2)
     num_blocks: int = 5  # K sub-blocks per clip
     block_frames: int = 61  # 2r+1 frames per sub-block, odd
+    block_step: int = 45  # frames between block centres (Eq. 2's step)
     height: int = 240  # pixels
     width: int = 320  # pixels
     # HSFE (Eq. 3)
@@ -194,6 +195,7 @@ class TeacherConfig:
         for name in (
             "num_blocks",
             "block_frames",
+            "block_step",
             "height",
             "width",
             "hsfe_channels",

@@ -195,9 +195,9 @@ def check_data(root: Path) -> None:
 
 def window_for(cfg: Any) -> Any:
     """The sub-block layout (Eq. 2) a config expects: ``num_blocks`` blocks of ``block_frames``."""
-    from fsve.data.dataset import WindowSpec
+    from fsve.data.dataset import window_of
 
-    return WindowSpec(num_blocks=cfg.num_blocks, radius=cfg.block_frames // 2)
+    return window_of(cfg)
 
 
 def check_size(dataset: Any, cfg: Any) -> None:

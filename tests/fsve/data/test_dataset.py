@@ -112,3 +112,19 @@ def test_short_clips_rejected_in_blocks_mode(tmp_path):
     with pytest.raises(ValueError, match="100 frames, but 5 sub-blocks.*need 241"):
         SpikeDataset(tmp_path, "val")
     assert len(SpikeDataset(tmp_path, "val", window=WindowSpec(3, 10, 20))) == 4
+
+
+def test_window_of_follows_the_config_block_step() -> None:
+    import dataclasses
+
+    from fsve.data.dataset import window_of
+    from fsve.models.config import fsve_tiny, tiny
+
+    cfg = dataclasses.replace(tiny(), num_blocks=7, block_step=31)
+    window = window_of(cfg)
+    assert (window.num_blocks, window.radius, window.step) == (7, 30, 31)
+    assert window.span == 6 * 31 + 61 == 247
+    assert window.centres(250)[0] == (250 - 247) // 2 + 30  # centred in the clip
+    assert window_of(fsve_tiny()).step == 45  # the FSVE config has no block_step
+    with pytest.raises(ValueError, match="block_step"):
+        dataclasses.replace(tiny(), block_step=0)

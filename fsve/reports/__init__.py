@@ -1,0 +1,1 @@
+"""``make reports``: regenerate the paper's tables and figures on the built-in dataset."""

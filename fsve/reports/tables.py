@@ -1,0 +1,197 @@
+"""Tables 1-5 and Fig. 4 of ``make reports`` from finished runs: rows, CSV and markdown.
+
+Every number comes from a run folder's ``test_metrics.json`` (the run's ``best.pt``, chosen on
+the validation split, scored on the test split) or, for Fig. 4, ``fewshot.csv``. Spreads over
+seeds are the sample standard deviation (``ddof = 1``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from fsve.io import atomic_write_text, csv_text
+from fsve.reports.runs import Plan
+
+METRICS = ("top1_pct", "top5_pct", "r1_pct", "r5_pct", "r10_pct")
+# Table 1 rows: label -> run folder name under <runs>/seed<N>/
+TABLE1 = {
+    "SPKLIP teacher (HSFE + STAR-Net)": "teacher",
+    "FSVE, distilled from the teacher": "fsve",
+    "FSVE, trained alone (same loss)": "fsve_alone",
+    "FSVE half width, distilled": "fsve_half",
+    "Frame-count CNN baseline": "frame_cnn",
+    "Spike ViT baseline (image encoder adapted to spikes)": "vit",
+}
+# Tables 2-4: (table, title, [(row label, ablation variant)])
+ABLATION_TABLES = (
+    (
+        "table4",
+        "Table 4 analog: contribution of MTF, SA and STAR-Net (Top-1 %)",
+        [("MTF", "mtf"), ("MTF + SA", "mtf_sa"), ("MTF + SA + STAR-Net (full)", "full")],
+    ),
+    (
+        "table2",
+        "Table 2 analog: HSFE channel slicing, Eq. 3 (Top-1 %)",
+        [("without channel slicing", "no_slicing"), ("with channel slicing (full)", "full")],
+    ),
+    (
+        "table3",
+        "Table 3 analog: number of HSFE sub-blocks (Top-1 %)",
+        [("3 sub-blocks", "blocks3"), ("5 sub-blocks (full)", "full"), ("7 sub-blocks", "blocks7")],
+    ),
+)
+
+
+def read_metrics(run: Path) -> dict[str, float]:
+    """The test metrics of a finished run; a clear error if the run is missing or broken."""
+    path = run / "test_metrics.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: missing; the run has not finished") from None
+    except ValueError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    try:
+        return {k: float(data[k]) for k in METRICS} | {"epoch": int(data["epoch"])}
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path}: lacks one of {METRICS} or epoch") from None
+
+
+def epochs_of(run: Path) -> int:
+    """Epochs a run trained: the rows of its ``metrics.csv``."""
+    lines = (run / "metrics.csv").read_text().splitlines()
+    return max(0, len(lines) - 1)
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1f}"
+
+
+def table1_rows(plan: Plan) -> list[dict[str, Any]]:
+    """Top-1/Top-5 and R@k of the single-seed models (Tables 1 and 5)."""
+    base = plan.runs / f"seed{plan.seed}"
+    rows = []
+    for label, name in TABLE1.items():
+        run = base / name
+        m = read_metrics(run)
+        row = {"model": label, "run": name, "seed": plan.seed, "epochs": epochs_of(run)}
+        row.update({k: round(m[k], 2) for k in METRICS})
+        row["best_epoch"] = m["epoch"]
+        rows.append(row)
+    return rows
+
+
+def table1_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    lines = [
+        "| model | epochs | Top-1 % | Top-5 % |",
+        "|---|---|---|---|",
+        *[
+            f"| {r['model']} | {r['epochs']} | {_pct(r['top1_pct'])} | {_pct(r['top5_pct'])} |"
+            for r in rows
+        ],
+    ]
+    return "\n".join(lines)
+
+
+def table5_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    lines = [
+        "| model | R@1 % | R@5 % | R@10 % |",
+        "|---|---|---|---|",
+        *[
+            f"| {r['model']} | {_pct(r['r1_pct'])} | {_pct(r['r5_pct'])} | {_pct(r['r10_pct'])} |"
+            for r in rows
+        ],
+    ]
+    return "\n".join(lines)
+
+
+def ablation_rows(plan: Plan) -> list[dict[str, Any]]:
+    """One row per ablation variant and seed: Top-1/Top-5 on the test split."""
+    from fsve.reports.runs import ABLATIONS
+
+    rows = []
+    for name, overrides in ABLATIONS.items():
+        for seed in plan.seeds:
+            m = read_metrics(plan.runs / "ablation" / name / f"seed{seed}")
+            rows.append(
+                {
+                    "variant": name,
+                    "overrides": json.dumps(overrides, sort_keys=True),
+                    "seed": seed,
+                    "top1_pct": round(m["top1_pct"], 2),
+                    "top5_pct": round(m["top5_pct"], 2),
+                    "best_epoch": m["epoch"],
+                }
+            )
+    return rows
+
+
+def ablation_markdown(rows: Sequence[Mapping[str, Any]], title: str, table: list) -> str:
+    """One ablation table: mean +- std of Top-1 over the seeds, the seeds' own values."""
+    lines = [f"**{title}**", "", "| variant | Top-1 % (mean ± std) | per seed |", "|---|---|---|"]
+    for label, variant in table:
+        vals = [float(r["top1_pct"]) for r in rows if r["variant"] == variant]
+        mean, std = mean_std(vals)
+        lines.append(f"| {label} | {mean:.1f} ± {std:.1f} | {', '.join(_pct(v) for v in vals)} |")
+    return "\n".join(lines)
+
+
+def ablation_csv(rows: Sequence[Mapping[str, Any]], table: list) -> str:
+    """Mean/std rows of one ablation table, one per variant."""
+    out = []
+    for label, variant in table:
+        vals = [float(r["top1_pct"]) for r in rows if r["variant"] == variant]
+        top5 = [float(r["top5_pct"]) for r in rows if r["variant"] == variant]
+        mean, std = mean_std(vals)
+        mean5, std5 = mean_std(top5)
+        out.append(
+            {
+                "variant": variant,
+                "label": label,
+                "seeds": len(vals),
+                "top1_mean_pct": round(mean, 2),
+                "top1_std_pct": round(std, 2),
+                "top5_mean_pct": round(mean5, 2),
+                "top5_std_pct": round(std5, 2),
+            }
+        )
+    return csv_text(out)
+
+
+def fewshot_section(plan: Plan, out: Path) -> str:
+    """Fig. 4 analog: copy the few-shot CSV/plot into ``out`` and describe them."""
+    src = plan.runs / f"seed{plan.seed}" / "fewshot"
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    import csv
+
+    with open(src / "fewshot.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    atomic_write_text(out / "fewshot.csv", (src / "fewshot.csv").read_text())
+    tmp = out / "fewshot.png.tmp"
+    shutil.copyfile(src / "fewshot.png", tmp)
+    tmp.replace(out / "fewshot.png")
+    cells = ", ".join(f"{r['shots']} shots {float(r['top1_pct']):.1f}%" for r in rows)
+    return (
+        'Top-1 on the shifted ("real") domain\'s test split after fine-tuning only the last two'
+        f" layers of the teacher's video path on k clips per class: {cells}.\n\n"
+        f"![few-shot]({out.name}/fewshot.png)"
+    )
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

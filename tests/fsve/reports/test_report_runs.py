@@ -1,0 +1,156 @@
+"""``fsve.reports``: the run plan, the job scheduler and the table helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fsve.data.dataset import window_of
+from fsve.models.config import fsve_config, teacher_config
+from fsve.reports import tables
+from fsve.reports.__main__ import main as reports_main
+from fsve.reports.runs import ABLATIONS, Job, Plan, run_jobs
+
+
+def _config_of(job: Job) -> str | None:
+    argv = list(job.argv)
+    return argv[argv.index("--config") + 1] if "--config" in argv else None
+
+
+def test_plan_writes_valid_configs_for_every_variant(tmp_path: Path) -> None:
+    plan = Plan(data=tmp_path / "data", runs=tmp_path / "runs", seeds=(0, 1))
+    jobs = {job.name: job for job in plan.jobs()}
+    assert len(jobs) == len(plan.jobs())  # unique names
+    assert len([n for n in jobs if n.startswith("ablation/")]) == 2 * len(ABLATIONS)
+    assert jobs["fsve"].after == ("teacher",) and jobs["fewshot"].after == ("teacher",)
+    assert jobs["teacher"].after == () and _config_of(jobs["teacher"]) is None  # CLI default
+    for name, job in jobs.items():
+        path = _config_of(job)
+        if path is None:
+            continue
+        data = json.loads(Path(path).read_text())
+        cfg = fsve_config(data) if job.argv[0] == "distill" else teacher_config(data)
+        if name.startswith("ablation/"):
+            # every sub-block layout fits the built-in dataset's 250-frame clips
+            assert window_of(cfg).span <= 250, name
+    blocks7 = teacher_config(
+        json.loads(Path(_config_of(jobs["ablation/blocks7/seed1"])).read_text())
+    )
+    assert (blocks7.num_blocks, blocks7.block_step) == (7, 31)
+    half = fsve_config(json.loads(Path(_config_of(jobs["fsve_half"])).read_text()))
+    assert half.widths == (16, 32, 64, 128) and half.stem_width == 16
+    # seed and one thread reach every training run (the environment pins threads too)
+    train = [j for j in jobs.values() if j.module == "fsve.train"]
+    assert len(train) == len(jobs) - 1 and jobs["fewshot"].module == "fsve.fewshot"
+    assert all("--threads" in j.argv and "--seed" in j.argv for j in train)
+
+
+def test_resumed_job_drops_config(tmp_path: Path) -> None:
+    job = Job("a", tmp_path / "a", ("teacher", "--config", "x.json", "--epochs", "2"))
+    assert "--config" in job.command() and "--resume" not in job.command()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "last.pt").write_bytes(b"")
+    cmd = job.command()
+    assert "--resume" in cmd and "--config" not in cmd and "x.json" not in cmd
+    assert cmd[cmd.index("--epochs") + 1] == "2"
+
+
+FAKE_JOB = """
+import argparse, json, pathlib, sys, time
+p = argparse.ArgumentParser()
+p.add_argument("name"); p.add_argument("--fail", action="store_true")
+p.add_argument("--out", type=pathlib.Path); p.add_argument("--resume", action="store_true")
+a = p.parse_args()
+log = a.out.parent / "order.txt"
+with open(log, "a") as f:
+    f.write(f"start {a.name}\\n")
+time.sleep(0.2)
+if a.fail:
+    sys.exit(3)
+a.out.mkdir(parents=True, exist_ok=True)
+(a.out / "test_metrics.json").write_text("{}")
+with open(log, "a") as f:
+    f.write(f"end {a.name}\\n")
+"""
+
+
+@pytest.fixture
+def fake_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    pkg = tmp_path / "mods"
+    pkg.mkdir()
+    (pkg / "fakejob.py").write_text(textwrap.dedent(FAKE_JOB))
+    monkeypatch.setenv("PYTHONPATH", str(pkg))
+    return "fakejob"
+
+
+def test_run_jobs_respects_order_and_skips_finished(tmp_path: Path, fake_module: str) -> None:
+    runs = tmp_path / "runs"
+    jobs = [
+        Job("b", runs / "b", ("b",), ("a",), module=fake_module),
+        Job("a", runs / "a", ("a",), module=fake_module),
+        Job("c", runs / "c", ("c",), module=fake_module),
+    ]
+    run_jobs(jobs, workers=2, progress=False)
+    order = (runs / "order.txt").read_text().split("\n")
+    assert order.index("start b") > order.index("end a")  # b waited for a
+    assert all(job.done for job in jobs)
+    (runs / "order.txt").unlink()
+    run_jobs(jobs, workers=2, progress=False)  # all done: nothing runs
+    assert not (runs / "order.txt").exists()
+
+
+def test_failed_job_names_its_log_and_blocks_dependents(tmp_path: Path, fake_module: str) -> None:
+    runs = tmp_path / "runs"
+    jobs = [
+        Job("bad", runs / "bad", ("bad", "--fail"), module=fake_module),
+        Job("after", runs / "after", ("after",), ("bad",), module=fake_module),
+    ]
+    with pytest.raises(RuntimeError, match=r"'bad' failed \(exit 3\).*bad\.log"):
+        run_jobs(jobs, workers=2, progress=False)
+    assert not jobs[1].done and "start after" not in (runs / "order.txt").read_text()
+    with pytest.raises(ValueError, match="unknown job 'nope'"):
+        run_jobs([Job("x", runs / "x", ("x",), ("nope",), module=fake_module)], progress=False)
+
+
+def test_mean_std_and_ablation_table() -> None:
+    assert tables.mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)  # sample std
+    assert tables.mean_std([5.0]) == (5.0, 0.0)
+    rows = [
+        {"variant": "mtf", "top1_pct": 50.0, "top5_pct": 90.0},
+        {"variant": "mtf", "top1_pct": 60.0, "top5_pct": 92.0},
+        {"variant": "full", "top1_pct": 80.0, "top5_pct": 99.0},
+        {"variant": "full", "top1_pct": 84.0, "top5_pct": 100.0},
+    ]
+    table = [("MTF", "mtf"), ("full", "full")]
+    md = tables.ablation_markdown(rows, "T", table)
+    assert "| MTF | 55.0 ± 7.1 | 50.0, 60.0 |" in md
+    assert "| full | 82.0 ± 2.8 | 80.0, 84.0 |" in md
+    csv_rows = tables.ablation_csv(rows, table).splitlines()
+    assert csv_rows[0].startswith("variant,label,seeds,top1_mean_pct,top1_std_pct")
+    assert csv_rows[1].startswith("mtf,MTF,2,55.0,7.07")
+
+
+def test_read_metrics_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="test_metrics.json: missing"):
+        tables.read_metrics(tmp_path)
+    (tmp_path / "test_metrics.json").write_text('{"top1_pct": 1}')
+    with pytest.raises(ValueError, match="test_metrics.json: lacks"):
+        tables.read_metrics(tmp_path)
+
+
+def test_cli_without_runs_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    code = reports_main(["--no-train", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "test_metrics.json: missing" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "summary.md").exists()
+    assert reports_main(["--workers", "0", "--no-train"]) == 2
+
+
+def test_python_is_this_interpreter() -> None:
+    # jobs run with sys.executable, so the venv's fsve is the one that trains
+    job = Job("a", Path("r"), ("teacher",))
+    assert job.command()[:3] == [sys.executable, "-m", "fsve.train"]
