@@ -1,6 +1,7 @@
 # One-command setup: every target creates or updates .venv itself, then runs.
 #   make demo   - the main job on the built-in synthetic dataset
 #   make test   - the default test suite
+#   make reports - the paper's tables and figures (trains what is missing; hours on 2 cores)
 #   make bench  - benchmarks that print our figures against a peer measured in the same run
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -8,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: demo test test-all bench lint venv lava-env clean
+.PHONY: demo test test-all bench reports lint venv lava-env clean
 
 venv: $(STAMP)
 
@@ -38,6 +39,11 @@ $(LAVA_STAMP):
 
 demo: $(STAMP)
 	$(PY) -m fsve.demo --out $(DEMO_DIR)
+
+# Trains (or resumes) every run it needs under runs/reports, two at a time, one thread each,
+# then writes reports/summary.md and the CSV/PNG behind each table and figure.
+reports: $(STAMP)
+	$(PY) -m fsve.reports
 
 test: $(STAMP)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -m "not slow"

@@ -48,6 +48,20 @@ def commit() -> str:
     return head + ("-dirty" if dirty else "")
 
 
+def describe_data(root: Path) -> str:
+    """One sentence on the test split: clips, classes, frame size and clip length."""
+    from fsve.data.manifest import read_manifest
+
+    table = read_manifest(root)
+    test = table[table["split"] == "test"]
+    sizes = sorted({f"{h}x{w}" for h, w in zip(test["height"], test["width"], strict=True)})
+    frames = sorted({int(n) for n in test["frames"]})
+    return (
+        f"Test split: {len(test)} clips, {test['label'].nunique()} classes,"
+        f" {', '.join(sizes)} pixels, {', '.join(map(str, frames))} frames per clip."
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m fsve.reports",
@@ -61,14 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("reports"), help="report folder")
     p.add_argument("--seed", type=int, default=0, help="seed of the single-seed tables")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="ablation seeds")
+    p.add_argument("--shots", type=int, nargs="+", default=[2, 4, 6, 8], help="Fig. 4 shots")
     p.add_argument("--workers", type=int, default=2, help="training runs at a time")
     p.add_argument("--teacher-epochs", type=int, default=12)
     p.add_argument("--fsve-epochs", type=int, default=36)
     p.add_argument("--ablation-epochs", type=int, default=8)
     p.add_argument("--energy-samples", type=int, default=None,
                    help="test clips profiled per energy figure (default: all)")  # fmt: skip
-    p.add_argument("--paper-samples", type=int, default=1,
+    p.add_argument("--paper-samples", type=int, default=2,
                    help="clips profiled for the paper-scale estimate")  # fmt: skip
+    p.add_argument("--no-paper-scale", action="store_true",
+                   help="skip the paper-scale (240x320) energy estimate")  # fmt: skip
     p.add_argument("--teacher-config", default=None,
                    help="teacher preset or JSON file (default: tiny)")  # fmt: skip
     p.add_argument("--fsve-config", default=None,
@@ -92,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     from fsve.reports import tables
     from fsve.reports.runs import ABLATIONS, Plan, run_jobs
 
+    if min(args.shots) < 1:
+        raise ValueError("--shots must be >= 1")
     for name in ("workers", "teacher_epochs", "fsve_epochs", "ablation_epochs", "paper_samples"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
@@ -106,13 +125,15 @@ def run(args: argparse.Namespace) -> int:
         fsve_epochs=args.fsve_epochs,
         ablation_epochs=args.ablation_epochs,
         real_data=args.real_data,
+        shots=tuple(args.shots),
         teacher_config=args.teacher_config,
         fsve_config=args.fsve_config,
     )
     if not args.no_train:
-        from fsve.data.synth import SynthConfig, generate_dataset
+        if not (args.data / "manifest.csv").is_file():  # never overwrite a user's dataset
+            from fsve.data.synth import SynthConfig, generate_dataset
 
-        generate_dataset(args.data, SynthConfig(), progress=progress)  # no-op when present
+            generate_dataset(args.data, SynthConfig(), progress=progress)
         run_jobs(plan.jobs(), workers=args.workers, progress=progress)
     train_s = time.perf_counter() - started
 
@@ -124,11 +145,11 @@ def run(args: argparse.Namespace) -> int:
     sections: list[str] = [
         "# fsve reports: the paper's tables and figures on the built-in dataset",
         "",
-        f"Written by {cmd}; {where}. Test split of the built-in synthetic dataset"
-        " (120 clips, 12 classes, 64x64, 250 frames); every model is the `tiny` configuration,"
-        " its `best.pt` chosen on the validation split. Training: one CPU thread per run, so the"
-        " numbers repeat exactly on the same CPU type; see the README for what may differ"
-        " elsewhere.",
+        f"Written by {cmd}; {where}. {describe_data(plan.data)} Models: teacher config"
+        f" `{plan.teacher_config or 'tiny'}`, FSVE config `{plan.fsve_config or 'tiny'}`; each"
+        " model's `best.pt` is chosen on the validation split and scored on the test split."
+        " Training: one CPU thread per run, so the numbers repeat exactly on the same CPU type;"
+        " see the README for what may differ elsewhere.",
         "",
     ]
 
@@ -163,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     sections += [
         "## Ablations: Tables 4, 2 and 3",
         "",
-        f"SPKLIP teacher variants, seeds {seeds}, {plan.ablation_epochs} epochs each (a shorter"
+        f"SPKLIP teacher variants, seeds {seeds}; {plan.ablation_epochs} epochs each (a shorter"
         f" schedule than Table 1's {plan.teacher_epochs}, so the full model scores lower here);"
         " mean ± sample std of test Top-1. The 7-block row spaces its blocks 31 frames apart"
         " instead of 45, as 7 blocks 45 apart need 331 frames and our clips have 250. Per-run"
@@ -206,15 +227,24 @@ def energy_sections(args: argparse.Namespace, plan, out: Path, progress: bool) -
     base = plan.runs / f"seed{plan.seed}"
     fsve, teacher = base / "fsve" / "best.pt", plan.teacher_run / "best.pt"
     table6 = energy_tables(
-        fsve, teacher, plan.data, out / "table6", samples=args.energy_samples, progress=progress
-    )
-    paper_scale = paper_scale_estimate(
-        out / "table6" / "paper-scale",
-        plan.runs / "data-paper",
-        samples=args.paper_samples,
-        seed=plan.seed,
+        fsve,
+        teacher,
+        plan.data,
+        out / "table6",
+        samples=args.energy_samples,
         progress=progress,
+        md_dir=out,
     )
+    paper_scale = "Skipped (`--no-paper-scale`)."
+    if not args.no_paper_scale:
+        paper_scale = paper_scale_estimate(
+            out / "table6" / "paper-scale",
+            plan.runs / "data-paper",
+            samples=args.paper_samples,
+            seed=plan.seed,
+            progress=progress,
+            md_dir=out,
+        )
     points = [
         ("SPKLIP teacher", teacher, [None]),
         ("FSVE distilled", fsve, [1, 2, 3, 4, 5]),
@@ -223,7 +253,7 @@ def energy_sections(args: argparse.Namespace, plan, out: Path, progress: bool) -
     ]
     rows = tradeoff(points, plan.data, out / "tradeoff", energy_samples=args.energy_samples,
                     progress=progress)  # fmt: skip
-    fig5 = fig5_correlation(teacher, plan.data, out / "fig5")
+    fig5 = fig5_correlation(teacher, plan.data, out / "fig5", md_dir=out)
     return [
         "## Table 6 analog: energy per inference",
         "",
