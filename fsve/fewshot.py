@@ -170,8 +170,12 @@ def run_fewshot(
     batch_size: int,
     seed: int,
     device: str = "cpu",
+    split: str = "test",
 ) -> list[dict[str, Any]]:
-    """One row per k (plus k = 0): shots, clips, Top-1/Top-5 on the test split in %, seconds."""
+    """One row per k (plus k = 0): shots, clips, Top-1/Top-5 on ``split`` in %, seconds.
+
+    ``split="val"`` scores on the shifted domain's validation split, for choosing the
+    fine-tuning settings without looking at the test split."""
     from fsve.checkpoint import load_model
     from fsve.data.dataset import SpikeDataset
     from fsve.eval import check_frame_size, window_for_model
@@ -186,7 +190,7 @@ def run_fewshot(
     tokenizer = WordTokenizer.from_dict(ckpt["tokenizer"])
     window = window_for_model(model)
     train = SpikeDataset(data, "train", window=window)
-    test = SpikeDataset(data, "test", window=window)
+    test = SpikeDataset(data, split, window=window)
     check_frame_size(model, train)
     prompts = [f"a video of an object {c}" for c in test.class_names]
     rows = []
@@ -257,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", choices=["val", "test"], default="test", help="scored on")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args(argv)
     out = args.out or Path("runs/fewshot") / args.checkpoint.stem
@@ -272,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             args.batch_size,
             args.seed,
             args.device,
+            args.split,
         )
     except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -110,7 +110,7 @@ class Plan:
     seed: int = 0  # the default seed of the single-seed tables
     teacher_epochs: int = 12
     fsve_epochs: int = 36
-    ablation_epochs: int = 8
+    ablation_epochs: int = 12
     shots: tuple[int, ...] = (2, 4, 6, 8)
     real_data: Path = Path("data/synth-real")
     threads: int = 1
@@ -172,11 +172,20 @@ class Plan:
             jobs.append(Job(name, base / name, argv))
         for seed in self.seeds:
             for name, overrides in ABLATIONS.items():
+                if self.ablation_run(name, seed) == self.teacher_run:
+                    continue  # the Table 1 teacher is this run
                 cfg = write_config(self.config_file(f"ablation_{name}"), teacher_base, overrides)
                 argv = ("teacher", "--config", str(cfg), "--epochs", str(self.ablation_epochs))
-                run = self.runs / "ablation" / name / f"seed{seed}"
+                run = self.ablation_run(name, seed)
                 jobs.append(Job(f"ablation/{name}/seed{seed}", run, (*argv, *self.common(seed))))
         return jobs
+
+    def ablation_run(self, name: str, seed: int) -> Path:
+        """Run folder of one ablation variant and seed; the full model at the default seed and
+        the teacher's epochs is the Table 1 teacher itself (same command, same weights)."""
+        if name == "full" and seed == self.seed and self.ablation_epochs == self.teacher_epochs:
+            return self.teacher_run
+        return self.runs / "ablation" / name / f"seed{seed}"
 
 
 def run_jobs(jobs: Sequence[Job], workers: int = 2, progress: bool = True) -> None:

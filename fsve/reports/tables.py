@@ -126,7 +126,7 @@ def ablation_rows(plan: Plan) -> list[dict[str, Any]]:
     rows = []
     for name, overrides in ABLATIONS.items():
         for seed in plan.seeds:
-            m = read_metrics(plan.runs / "ablation" / name / f"seed{seed}")
+            m = read_metrics(plan.ablation_run(name, seed))
             rows.append(
                 {
                     "variant": name,

@@ -25,7 +25,12 @@ def test_plan_writes_valid_configs_for_every_variant(tmp_path: Path) -> None:
     plan = Plan(data=tmp_path / "data", runs=tmp_path / "runs", seeds=(0, 1))
     jobs = {job.name: job for job in plan.jobs()}
     assert len(jobs) == len(plan.jobs())  # unique names
-    assert len([n for n in jobs if n.startswith("ablation/")]) == 2 * len(ABLATIONS)
+    # the full model at the default seed and the teacher's epochs is the Table 1 teacher
+    assert len([n for n in jobs if n.startswith("ablation/")]) == 2 * len(ABLATIONS) - 1
+    assert "ablation/full/seed0" not in jobs and "ablation/full/seed1" in jobs
+    assert plan.ablation_run("full", 0) == plan.teacher_run
+    short = Plan(data=tmp_path / "data", runs=tmp_path / "runs", ablation_epochs=8)
+    assert short.ablation_run("full", 0) == tmp_path / "runs" / "ablation" / "full" / "seed0"
     assert jobs["fsve"].after == ("teacher",) and jobs["fewshot"].after == ("teacher",)
     assert jobs["teacher"].after == () and _config_of(jobs["teacher"]) is None  # CLI default
     for name, job in jobs.items():
