@@ -203,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
         "## Fig. 4 analog: few-shot adaptation to the shifted domain",
         "",
         f"`python -m fsve.fewshot {plan.teacher_run / 'best.pt'} --data {plan.real_data}"
-        f" --seed {plan.seed} --shots {' '.join(map(str, plan.shots))}`; the shifted domain"
+        f" --seed {plan.seed} --shots {' '.join(map(str, plan.shots))} --lr {plan.fewshot_lr}"
+        f" --epochs {plan.fewshot_epochs}`; the shifted domain"
         " is the generator's `real` domain (different motion statistics and noise).",
         "",
         tables.fewshot_section(plan, out / "fig4"),
