@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="ablation seeds")
     p.add_argument("--shots", type=int, nargs="+", default=[2, 4, 6, 8], help="Fig. 4 shots")
     p.add_argument("--workers", type=int, default=2, help="training runs at a time")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="where the runs train (cuda is not bit-reproducible)")  # fmt: skip
     p.add_argument("--teacher-epochs", type=int, default=12)
     p.add_argument("--fsve-epochs", type=int, default=36)
     p.add_argument("--ablation-epochs", type=int, default=12)
@@ -128,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         shots=tuple(args.shots),
         teacher_config=args.teacher_config,
         fsve_config=args.fsve_config,
+        device=args.device,
     )
     if not args.no_train:
         if not (args.data / "manifest.csv").is_file():  # never overwrite a user's dataset
@@ -136,6 +139,9 @@ def run(args: argparse.Namespace) -> int:
             generate_dataset(args.data, SynthConfig(), progress=progress)
         run_jobs(plan.jobs(), workers=args.workers, progress=progress)
     train_s = time.perf_counter() - started
+    import torch
+
+    torch.set_num_threads(1)  # the evaluations below repeat bit for bit, as the training runs
 
     out = args.out
     code = commit()

@@ -117,13 +117,14 @@ class Plan:
     fewshot_epochs: int = 15
     real_data: Path = Path("data/synth-real")
     threads: int = 1
+    device: str = "cpu"  # "cuda": faster, but GPU kernels are not bit-reproducible
     teacher_config: str | None = None  # preset or JSON file; None: the CLI default (tiny)
     fsve_config: str | None = None
 
     def common(self, seed: int) -> list[str]:
         return [
             "--data", str(self.data), "--seed", str(seed), "--threads", str(self.threads),
-            "--device", "cpu", "--quiet",
+            "--device", self.device, "--quiet",
         ]  # fmt: skip
 
     @property
@@ -162,7 +163,7 @@ class Plan:
         ]
         fewshot = (str(self.teacher_run / "best.pt"), "--data", str(self.real_data), "--seed")
         fewshot += (str(self.seed), "--shots", *map(str, self.shots), "--lr", str(self.fewshot_lr))
-        fewshot += ("--epochs", str(self.fewshot_epochs))
+        fewshot += ("--epochs", str(self.fewshot_epochs), "--device", self.device)
         jobs.append(
             Job("fewshot", base / "fewshot", fewshot, ("teacher",), "fsve.fewshot", "fewshot.csv")
         )
