@@ -1,7 +1,7 @@
 # One-command setup: every target creates or updates .venv itself, then runs.
 #   make demo   - the main job on the built-in synthetic dataset
 #   make test   - the default test suite
-#   make reports - the paper's tables and figures (trains what is missing; hours on 2 cores)
+#   make reports - the paper's tables and figures (trains what is missing; ~1.5 h on 2 cores)
 #   make bench  - benchmarks that print our figures against a peer measured in the same run
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
