@@ -148,7 +148,12 @@ def test_read_metrics_errors_name_the_file(tmp_path: Path) -> None:
 
 
 def test_cli_without_runs_is_a_one_line_error(tmp_path: Path, capsys) -> None:
-    code = reports_main(["--no-train", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path)])
+    from fsve.data.synth import SynthConfig, generate_dataset
+
+    size = {"height": 32, "width": 32, "train_per_class": 1, "val_per_class": 1}
+    data = generate_dataset(tmp_path / "data", SynthConfig(**size, test_per_class=1), False)
+    argv = ["--no-train", "--data", str(data), "--runs", str(tmp_path / "runs")]
+    code = reports_main([*argv, "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "test_metrics.json: missing" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "summary.md").exists()
