@@ -257,6 +257,8 @@ def energy_sections(args: argparse.Namespace, plan, out: Path, progress: bool) -
         ("FSVE distilled", fsve, [1, 2, 3, 4, 5]),
         ("FSVE half width, distilled", base / "fsve_half" / "best.pt", [1, 3, 5]),
         ("FSVE trained alone", base / "fsve_alone" / "best.pt", [5]),
+        ("Frame-count CNN baseline", base / "frame_cnn" / "best.pt", [None]),
+        ("Spike ViT baseline", base / "vit" / "best.pt", [None]),
     ]
     rows = tradeoff(points, plan.data, out / "tradeoff", energy_samples=args.energy_samples,
                     progress=progress)  # fmt: skip
@@ -276,7 +278,8 @@ def energy_sections(args: argparse.Namespace, plan, out: Path, progress: bool) -
         "## Accuracy-energy trade-off",
         "",
         f"Seed {plan.seed}; the distilled FSVEs run for T = K sub-blocks without retraining (see"
-        " `fsve.reports.tradeoff`); paper constants. CSV: `tradeoff/tradeoff.csv`.",
+        " `fsve.reports.tradeoff`); the teacher and the Table 1 baselines are ANNs; paper"
+        " constants. CSV: `tradeoff/tradeoff.csv`.",
         "",
         tradeoff_markdown(rows, "tradeoff"),
         "",

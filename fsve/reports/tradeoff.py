@@ -87,8 +87,9 @@ def plot_tradeoff(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     for name, pts in families.items():
         pts = sorted(pts, key=lambda r: r["energy_uj"])
         xs, ys = [p["energy_uj"] for p in pts], [p["top1_pct"] for p in pts]
-        if pts[0]["kind"] == "teacher":
-            ax.plot(xs, ys, "*", markersize=14, label=f"{name} (ANN)")
+        if pts[0]["kind"] == "teacher":  # SPKLIP and the baselines: ANNs, one point each
+            marker = "*" if name == "SPKLIP teacher" else "P"
+            ax.plot(xs, ys, marker, markersize=12, label=f"{name} (ANN)")
             continue
         ax.plot(xs, ys, "o-", label=name)
         if len(pts) > 1:
