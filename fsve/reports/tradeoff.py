@@ -101,7 +101,7 @@ def plot_tradeoff(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     ax.set_ylabel("test Top-1 (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     try:
         with atomic_path(path) as tmp:
