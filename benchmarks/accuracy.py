@@ -20,23 +20,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 TEACHER_TARGET = 90.0  # % Top-1
 FSVE_RATIO_TARGET = 0.95  # distilled FSVE Top-1 / teacher Top-1
 METRICS = ("top1_pct", "top5_pct", "r1_pct", "r5_pct", "r10_pct")
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _train(argv: list[str]) -> None:
@@ -74,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from fsve.eval import evaluate_checkpoint
     from fsve.io import atomic_write_text, csv_text
+    from fsve.reports import commit
 
     rows = []
     for seed in args.seeds:
@@ -113,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Command: `python benchmarks/accuracy.py --seeds {' '.join(map(str, args.seeds))}"
         f" --teacher-epochs {args.teacher_epochs} --fsve-epochs {args.fsve_epochs}`;"
-        f" data `{args.data}`; commit {_commit()}.",
+        f" data `{args.data}`; commit {commit(outputs=args.reports)}.",
         "",
         "| model | seed | Top-1 % | Top-5 % | R@1 % | R@5 % | R@10 % | train s |",
         "|---|---|---|---|---|---|---|---|",

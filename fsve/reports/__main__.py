@@ -23,29 +23,12 @@ default seed and settings.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from fsve.io import atomic_write_text, csv_text
-
-
-def commit() -> str:
-    """``git describe``-like id of the code: short hash, ``-dirty`` if tracked files changed."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return head + ("-dirty" if dirty else "")
+from fsve.reports import commit
 
 
 def describe_data(root: Path) -> str:
@@ -144,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # the evaluations below repeat bit for bit, as the training runs
 
     out = args.out
-    code = commit()
+    code = commit(outputs=out)
     seeds = ", ".join(map(str, plan.seeds))
     cmd = "`make reports` (`python -m fsve.reports`)"
     where = f"data `{plan.data}`, runs `{plan.runs}`, commit {code}"

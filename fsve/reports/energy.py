@@ -33,6 +33,7 @@ from energy.report import EnergyReport, format_energy, layer_energy_pj, profile_
 from fsve.data.dataset import SpikeDataset, collate, window_of
 from fsve.io import atomic_write_text, csv_text
 from fsve.models.config import FSVEConfig, TeacherConfig
+from fsve.reports import markdown_table
 
 __all__ = [
     "PAPER_TABLE6",
@@ -249,12 +250,6 @@ def _check_inputs_match(fsve: nn.Module, teacher: nn.Module, name: str) -> None:
 # Markdown
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def _j(x: float) -> str:
     return format_energy(x) if math.isfinite(x) else "n/a"
 
@@ -304,7 +299,7 @@ def _table6_markdown(twin: Mapping[str, Any], teacher: Mapping[str, Any]) -> str
             "",
         ],
     ]
-    return _md_table(header, rows)
+    return markdown_table(header, rows)
 
 
 def _memory_note(twin: Mapping[str, Any], ann: Any, snn: Any) -> str:
@@ -344,7 +339,7 @@ def _presets_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         ]
         for r in rows
     ]
-    return _md_table(header, body)
+    return markdown_table(header, body)
 
 
 def _link(path: Path, md_dir: str | os.PathLike | None) -> str:

@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from fsve.data.dataset import SpikeDataset, collate, window_of
-from fsve.io import atomic_path, atomic_write_text, csv_text
+from fsve.io import atomic_write_text, csv_text
 from fsve.models.teacher import hsfe_block_features, temporal_correlation
+from fsve.reports import save_png
 
 __all__ = ["fig5_correlation", "mean_off_diagonal"]
 
@@ -47,8 +48,7 @@ def _plot(corr: np.ndarray, titles: Sequence[str], path: Path) -> None:
         ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=list(axes), shrink=0.85, label="centred cosine correlation")
     fig.suptitle("HSFE block features V1..V5 minus their mean (Fig. 5 analog)", fontsize=11)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+    save_png(fig, path, dpi=120)
 
 
 def fig5_correlation(

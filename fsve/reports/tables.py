@@ -16,6 +16,7 @@ from typing import Any
 
 from fsve.data.manifest import read_manifest
 from fsve.io import atomic_write_text, csv_text
+from fsve.reports import markdown_table, save_png
 from fsve.reports.runs import Plan
 
 METRICS = ("top1_pct", "top5_pct", "r1_pct", "r5_pct", "r10_pct")
@@ -97,27 +98,13 @@ def table1_rows(plan: Plan) -> list[dict[str, Any]]:
 
 
 def table1_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    lines = [
-        "| model | epochs | Top-1 % | Top-5 % |",
-        "|---|---|---|---|",
-        *[
-            f"| {r['model']} | {r['epochs']} | {_pct(r['top1_pct'])} | {_pct(r['top5_pct'])} |"
-            for r in rows
-        ],
-    ]
-    return "\n".join(lines)
+    body = [[r["model"], str(r["epochs"]), _pct(r["top1_pct"]), _pct(r["top5_pct"])] for r in rows]
+    return markdown_table(["model", "epochs", "Top-1 %", "Top-5 %"], body)
 
 
 def table5_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    lines = [
-        "| model | R@1 % | R@5 % | R@10 % |",
-        "|---|---|---|---|",
-        *[
-            f"| {r['model']} | {_pct(r['r1_pct'])} | {_pct(r['r5_pct'])} | {_pct(r['r10_pct'])} |"
-            for r in rows
-        ],
-    ]
-    return "\n".join(lines)
+    body = [[r["model"], *(_pct(r[k]) for k in ("r1_pct", "r5_pct", "r10_pct"))] for r in rows]
+    return markdown_table(["model", "R@1 %", "R@5 %", "R@10 %"], body)
 
 
 def ablation_rows(plan: Plan) -> list[dict[str, Any]]:
@@ -143,12 +130,13 @@ def ablation_rows(plan: Plan) -> list[dict[str, Any]]:
 
 def ablation_markdown(rows: Sequence[Mapping[str, Any]], title: str, table: list) -> str:
     """One ablation table: mean +- std of Top-1 over the seeds, the seeds' own values."""
-    lines = [f"**{title}**", "", "| variant | Top-1 % (mean ± std) | per seed |", "|---|---|---|"]
+    body = []
     for label, variant in table:
         vals = [float(r["top1_pct"]) for r in rows if r["variant"] == variant]
         mean, std = mean_std(vals)
-        lines.append(f"| {label} | {mean:.1f} ± {std:.1f} | {', '.join(_pct(v) for v in vals)} |")
-    return "\n".join(lines)
+        body.append([label, f"{mean:.1f} ± {std:.1f}", ", ".join(_pct(v) for v in vals)])
+    header = ["variant", "Top-1 % (mean ± std)", "per seed"]
+    return f"**{title}**\n\n" + markdown_table(header, body)
 
 
 def ablation_csv(rows: Sequence[Mapping[str, Any]], table: list) -> str:
@@ -201,14 +189,10 @@ PAPER_FIG4 = {2: 55.17, 4: 73.11, 6: 85.78, 8: 88.12}
 
 def plot_fewshot(path: Path, rows: Sequence[Mapping[str, Any]], classes: int) -> None:
     """Our few-shot Top-1 against shots, with the paper's Fig. 4 points and chance for scale."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from fsve.io import atomic_path
-
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig = Figure(figsize=(5, 3.6), layout="tight")
+    ax = fig.subplots()
     shots = [int(r["shots"]) for r in rows]
     ax.plot(
         shots, [float(r["top1_pct"]) for r in rows], "o-", label="ours: teacher, shifted domain"
@@ -222,13 +206,4 @@ def plot_fewshot(path: Path, rows: Sequence[Mapping[str, Any]], classes: int) ->
     ax.set_xticks(sorted(set(shots) | set(PAPER_FIG4)))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-    finally:
-        plt.close(fig)
-
-
-def write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    save_png(fig, path, dpi=110)

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fsve.io import atomic_path, atomic_write_text, csv_text
+from fsve.io import atomic_write_text, csv_text
+from fsve.reports import markdown_table, save_png
 
 PROMPT = "a video of an object {}"
 
@@ -75,12 +76,10 @@ def measure_point(
 
 def plot_tradeoff(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     """Top-1 against energy per inference (log x); one line per FSVE family, teacher a star."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4), layout="tight")
+    ax = fig.subplots()
     families: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         families.setdefault(r["model"], []).append(r)
@@ -102,12 +101,7 @@ def plot_tradeoff(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-    finally:
-        plt.close(fig)
+    save_png(fig, path, dpi=110)
 
 
 def tradeoff(
@@ -132,15 +126,11 @@ def tradeoff(
 
 
 def tradeoff_markdown(rows: Sequence[dict[str, Any]], folder: str) -> str:
-    lines = [
-        "| model | T | Top-1 % | energy per inference (µJ) | firing rate |",
-        "|---|---|---|---|---|",
-    ]
+    body = []
     for r in rows:
         rate = "-" if r["firing_rate"] is None else f"{100 * float(r['firing_rate']):.2f}%"
-        lines.append(
-            f"| {r['model']} | {r['time_steps']} | {r['top1_pct']:.1f} | {r['energy_uj']:.1f}"
-            f" | {rate} |"
-        )
-    lines += ["", f"![accuracy-energy trade-off]({folder}/tradeoff.png)"]
-    return "\n".join(lines)
+        cells = [r["model"], str(r["time_steps"]), f"{r['top1_pct']:.1f}", f"{r['energy_uj']:.1f}"]
+        body.append([*cells, rate])
+    header = ["model", "T", "Top-1 %", "energy per inference (µJ)", "firing rate"]
+    table = markdown_table(header, body)
+    return f"{table}\n\n![accuracy-energy trade-off]({folder}/tradeoff.png)"

@@ -24,26 +24,9 @@ from fsve.reports.energy import (
     reprice,
 )
 
-TEXT = {"vocab_size": 64, "context_length": 8, "width": 16, "layers": 1, "heads": 2,
-        "embed_dim": 16}  # fmt: skip
-# 32x32 models with every layer type of the paper ones (as in tests/energy/conftest.py)
-MICRO_FSVE = {"height": 32, "width": 32, "stem_width": 8, "widths": [8, 16, 16, 32],
-              "layers": [1, 1, 1, 1], "attn_depth": 1, "attn_heads": 2, "mlp_ratio": 2,
-              "embed_dim": 16, "text": TEXT}  # fmt: skip
-MICRO_TEACHER = {"height": 32, "width": 32, "hsfe_channels": 8, "sa_hidden": 4, "base_width": 4,
-                 "layers": [1, 1, 1, 1], "pool_heads": 4, "temporal_layers": 1,
-                 "temporal_heads": 2, "embed_dim": 16, "text": TEXT}  # fmt: skip
 FLAT = dataclasses.replace(
     PRESETS["paper"], name="flat", e_ac_pj=0.9, e_mem_pj=7.0, e_state_pj=2.0, e_spike_pj=1.5
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +38,12 @@ def data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def models(data):
+def models(data, micro_fsve, micro_teacher):
     torch.manual_seed(0)
-    fsve = FSVE(fsve_config(MICRO_FSVE))
+    fsve = FSVE(fsve_config(micro_fsve))
     train = SpikeDataset(data, "train", window=window_of(fsve.cfg))
     calibrate_statistics(fsve, collate([train[i] for i in range(4)])["spikes"])
-    teacher = SPKLIP(teacher_config(MICRO_TEACHER)).eval()
+    teacher = SPKLIP(teacher_config(micro_teacher)).eval()
     return fsve, teacher
 
 
@@ -164,8 +147,8 @@ def test_inference_energy_fewer_time_steps_and_the_teacher(models, test_set):
     )
 
 
-def test_paper_scale_estimate_small(tmp_path):
-    fcfg, tcfg = fsve_config(MICRO_FSVE), teacher_config(MICRO_TEACHER)
+def test_paper_scale_estimate_small(tmp_path, micro_fsve, micro_teacher):
+    fcfg, tcfg = fsve_config(micro_fsve), teacher_config(micro_teacher)
     root = tmp_path / "data-paper"
     md = paper_scale_estimate(tmp_path / "ps", root, samples=2, progress=False,
                               fsve_config=fcfg, teacher_config=tcfg)  # fmt: skip

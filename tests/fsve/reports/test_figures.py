@@ -13,12 +13,6 @@ from fsve.models.config import teacher_config
 from fsve.models.teacher import SPKLIP
 from fsve.reports.figures import fig5_correlation, mean_off_diagonal
 
-MICRO_TEACHER = {"height": 32, "width": 32, "hsfe_channels": 8, "sa_hidden": 4, "base_width": 4,
-                 "layers": [1, 1, 1, 1], "pool_heads": 4, "temporal_layers": 1,
-                 "temporal_heads": 2, "embed_dim": 16,
-                 "text": {"vocab_size": 64, "context_length": 8, "width": 16, "layers": 1,
-                          "heads": 2, "embed_dim": 16}}  # fmt: skip
-
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
@@ -28,9 +22,9 @@ def data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def teacher_ckpt(tmp_path_factory):
+def teacher_ckpt(tmp_path_factory, micro_teacher):
     torch.manual_seed(0)
-    model = SPKLIP(teacher_config(MICRO_TEACHER))
+    model = SPKLIP(teacher_config(micro_teacher))
     return save_checkpoint(tmp_path_factory.mktemp("t") / "t.pt", "teacher", model.cfg,
                            model.state_dict())  # fmt: skip
 

@@ -164,3 +164,26 @@ def test_python_is_this_interpreter() -> None:
     # jobs run with sys.executable, so the venv's fsve is the one that trains
     job = Job("a", Path("r"), ("teacher",))
     assert job.command()[:3] == [sys.executable, "-m", "fsve.train"]
+
+
+def test_commit_ignores_the_regenerated_outputs(tmp_path: Path, monkeypatch) -> None:
+    import subprocess
+
+    from fsve.reports import commit
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "t.csv").write_text("a\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports" / "t.csv").write_text("b\n")
+    clean = commit(Path("reports"))
+    assert not clean.endswith("-dirty") and len(clean) >= 7
+    assert commit().endswith("-dirty")  # without the exclusion the outputs count
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert commit(Path("reports")).endswith("-dirty")

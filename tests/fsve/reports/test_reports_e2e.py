@@ -12,32 +12,6 @@ from fsve.data.synth import SynthConfig, generate_dataset
 from fsve.reports.__main__ import main as reports_main
 from fsve.reports.runs import ABLATIONS
 
-MICRO_TEACHER = {
-    "height": 32,
-    "width": 32,
-    "hsfe_channels": 8,
-    "sa_hidden": 4,
-    "base_width": 4,
-    "layers": [1, 1, 1, 1],
-    "pool_heads": 4,
-    "temporal_layers": 1,
-    "temporal_heads": 2,
-    "embed_dim": 16,
-    "text": {"context_length": 16, "width": 16, "layers": 1, "heads": 2, "embed_dim": 16},
-}
-MICRO_FSVE = {
-    "height": 32,
-    "width": 32,
-    "stem_width": 8,
-    "widths": [8, 16],
-    "layers": [1, 1],
-    "attn_depth": 1,
-    "attn_heads": 2,
-    "mlp_ratio": 2,
-    "embed_dim": 16,
-    "text": {"context_length": 16, "width": 16, "layers": 1, "heads": 2, "embed_dim": 16},
-}
-
 
 def _rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
@@ -45,7 +19,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.slow
-def test_reports_end_to_end_on_micro_models(tmp_path: Path) -> None:
+def test_reports_end_to_end_on_micro_models(tmp_path: Path, micro_teacher, micro_fsve) -> None:
     size = {"height": 32, "width": 32, "frames": 250}
     data = generate_dataset(
         tmp_path / "data",
@@ -57,8 +31,8 @@ def test_reports_end_to_end_on_micro_models(tmp_path: Path) -> None:
         SynthConfig(**size, train_per_class=2, val_per_class=1, test_per_class=1, domain="real"),
         progress=False,
     )
-    (tmp_path / "t.json").write_text(json.dumps(MICRO_TEACHER))
-    (tmp_path / "f.json").write_text(json.dumps(MICRO_FSVE))
+    (tmp_path / "t.json").write_text(json.dumps(micro_teacher))
+    (tmp_path / "f.json").write_text(json.dumps(micro_fsve))
     out, runs = tmp_path / "reports", tmp_path / "runs"
     argv = [
         "--data", str(data), "--real-data", str(real), "--runs", str(runs), "--out", str(out),
