@@ -111,6 +111,16 @@ def cmd_info(args: argparse.Namespace) -> int:
         sizes = table.groupby(["height", "width", "frames"]).size()
         for (h, w, n), k in sizes.items():
             print(f"  {k} samples of {n} frames at {h}x{w}")
+        from fsve.data.synth import CONFIG_NAME
+
+        if (target / CONFIG_NAME).is_file():  # the built-in dataset: what its captions pin down
+            from fsve.data.captions import retrieval_ceiling
+            from fsve.data.manifest import SPLITS
+
+            print("retrieval ceiling (clips fitting each caption, ties ranked at random):")
+            for split in SPLITS:
+                if (table["split"] == split).any():
+                    print(f"  {retrieval_ceiling(target, split).summary()}")
         return 0
     if args.size is None:
         raise ValueError(

@@ -18,6 +18,12 @@ Appendix A.2): sparser activity (dimmer scene, little dark noise), local motion 
 object, and horizontal line artifacts (a few rows that fire spuriously). Classes and captions
 are the same.
 
+Captions state the sample's class (a verb phrase), speed, shape, size, brightness, background
+and position (the object's mean centre on a 3x3 grid of the frame), and for half of the noisy
+clips the sensor noise, each in one of several phrasings; :class:`CaptionSignature` is that
+content as values, and :mod:`fsve.data.captions` counts the clips each caption fits (the
+retrieval ceiling). Caption draws come after every draw that shapes the spikes.
+
 :func:`generate_dataset` writes ``<out>/<split>/<class>_<index>.dat`` plus ``manifest.csv``
 (:mod:`fsve.data.manifest`) and ``synth_config.json``. Every sample's random state derives from
 ``(seed, domain, split, class, index)`` through :class:`numpy.random.SeedSequence`
@@ -34,6 +40,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -44,7 +51,9 @@ from fsve.data.manifest import MANIFEST_NAME, SPLITS, read_manifest, write_manif
 from fsve.io import atomic_write_text
 
 CONFIG_NAME = "synth_config.json"
-GENERATOR_VERSION = 1  # bump when the rendered data change, so cached datasets regenerate
+# Bump when the rendered data or the captions change, so cached datasets regenerate.
+# 2: captions name the object's position (the spikes are byte-identical to version 1).
+GENERATOR_VERSION = 2
 DOMAINS = ("sim", "real")
 DEFAULT_PROMPT_TEMPLATE = "a video of an object {}"
 SHAPES = ("disc", "ring", "square", "triangle", "bar", "cross", "ellipse")
@@ -199,6 +208,30 @@ _BG_PHRASES = {
         "against a noisy, textured backdrop",
     ),
 }
+# Where the object is: its mean centre over the clip on a 3x3 grid of the frame, row-major.
+POSITIONS = (
+    "top left",
+    "top",
+    "top right",
+    "left",
+    "middle",
+    "right",
+    "bottom left",
+    "bottom",
+    "bottom right",
+)
+_POSITION_PHRASES = {
+    "top left": ("in the top left", "in the upper left"),
+    "top": ("at the top", "near the top"),
+    "top right": ("in the top right", "in the upper right"),
+    "left": ("on the left", "on the left side"),
+    "middle": ("in the middle", "near the middle"),
+    "right": ("on the right", "on the right side"),
+    "bottom left": ("in the bottom left", "in the lower left"),
+    "bottom": ("at the bottom", "near the bottom"),
+    "bottom right": ("in the bottom right", "in the lower right"),
+}
+_NOISY_DARK_RATE = 0.006  # a caption may mention sensor noise above this dark-noise rate
 _FRAMES = (
     "{obj} {vp}{bg}.",
     "in this clip, {obj} {vp}{bg}.",
@@ -297,6 +330,41 @@ def parse_size(text: str) -> tuple[int, int]:
 # Sample plan: every random choice of one sample, then pure rendering.
 
 
+class CaptionSignature(NamedTuple):
+    """The attributes of a clip that its caption states, as values rather than words.
+
+    Two captions with equal signatures say the same thing about their clips in different
+    words. ``size``, ``brightness`` and ``speed`` are bins (``0`` = tiny / dim / slow);
+    ``position`` is one of :data:`POSITIONS`. ``noise`` is ``True`` when the caption mentions
+    sensor noise and ``None`` when it does not (it mentions it for about half of the noisy
+    clips, so silence says nothing). The background is always known: only a plain background
+    may go unnamed. :func:`fsve.data.captions.clip_attributes` gives the same fields for the
+    clip itself, with ``noise`` a ``bool``.
+    """
+
+    label: int
+    shape: str
+    size: int
+    brightness: int
+    speed: int
+    background: str
+    position: str
+    noise: bool | None
+
+    def fits(self, clip: CaptionSignature) -> bool:
+        """Whether a clip with attributes ``clip`` matches everything this caption states."""
+        if self.noise is not None and clip.noise != self.noise:
+            return False
+        return self[:-1] == clip[:-1]
+
+
+def position_cell(x: float, y: float, height: int, width: int) -> str:
+    """The :data:`POSITIONS` cell of a point (column ``x``, row ``y``, pixel centres)."""
+    col = min(max(int(3 * (x + 0.5) / width), 0), 2)
+    row = min(max(int(3 * (y + 0.5) / height), 0), 2)
+    return POSITIONS[3 * row + col]
+
+
 @dataclass(frozen=True)
 class _Plan:
     shape: str
@@ -312,6 +380,8 @@ class _Plan:
     camera_seed: int
     artifact_seed: int
     caption: str
+    signature: CaptionSignature  # what the caption states
+    noisy: bool  # dark noise high enough that a caption may mention it
 
 
 def _article(word: str) -> str:
@@ -441,23 +511,47 @@ def _plan(cls_index: int, rng: np.random.Generator, config: SynthConfig) -> _Pla
     camera_seed = int(rng.integers(2**63))
     artifact_seed = int(rng.integers(2**63))
 
-    # Caption: attributes of this sample in one of several phrasings.
-    size_word = _SIZE_WORDS[min(int((rel_size - 0.10) / 0.025), 3)]
-    bright_word = _BRIGHT_WORDS[0 if bright < 0.6 else 1 if bright < 0.8 else 2]
-    adverb = _ADVERBS[min(int(speed * 3), 2)]
-    adjectives = [str(rng.choice(size_word)), str(rng.choice(bright_word))]
+    # Caption: attributes of this sample in one of several phrasings. Its random draws come
+    # after every draw that shapes the spikes, so the wording never changes the data.
+    size_bin = min(int((rel_size - 0.10) / 0.025), 3)
+    bright_bin = 0 if bright < 0.6 else 1 if bright < 0.8 else 2
+    speed_bin = min(int(speed * 3), 2)
+    position = position_cell(float(np.mean(x)), float(np.mean(y)), h, w)
+    noisy = bool(dark_rate > _NOISY_DARK_RATE)
+    adjectives = [
+        str(rng.choice(_SIZE_WORDS[size_bin])),
+        str(rng.choice(_BRIGHT_WORDS[bright_bin])),
+    ]
     if rng.random() < 0.3:
         adjectives.reverse()
     obj = " ".join([*adjectives, shape])
-    obj = f"{_article(obj)} {obj}"
+    article = _article(obj)
     phrases = CLASSES[cls_index].phrases
-    vp = phrases[rng.integers(len(phrases))].format(adv=rng.choice(adverb))
+    vp = phrases[rng.integers(len(phrases))].format(adv=rng.choice(_ADVERBS[speed_bin]))
     bg_phrase = str(rng.choice(_BG_PHRASES[bg_kind]))
     frame = _FRAMES[rng.integers(len(_FRAMES) - (0 if bg_phrase else 1))]
-    caption = frame.format(obj=obj, vp=vp, bg=f" {bg_phrase}" if bg_phrase else "", bgl=bg_phrase)
-    if dark_rate > 0.006 and rng.random() < 0.5:
+    mention_noise = noisy and rng.random() < 0.5
+    # The position is drawn last and goes at the end, so that the rest of the caption is that
+    # of version 1, word for word: a text encoder with a short context (16 tokens keep 14
+    # words) still sees the verb phrase and adverb where it did, and loses the position first.
+    where = str(rng.choice(_POSITION_PHRASES[position]))
+    caption = frame.format(
+        obj=f"{article} {obj}", vp=vp, bg=f" {bg_phrase}" if bg_phrase else "", bgl=bg_phrase
+    )
+    caption = f"{caption[:-1]}, {where}."
+    if mention_noise:
         caption = caption[:-1] + ", with sensor noise."
     caption = caption[0].upper() + caption[1:]
+    signature = CaptionSignature(
+        label=cls_index,
+        shape=shape,
+        size=size_bin,
+        brightness=bright_bin,
+        speed=speed_bin,
+        background=bg_kind,
+        position=position,
+        noise=True if mention_noise else None,
+    )
 
     return _Plan(
         shape=shape,
@@ -473,6 +567,8 @@ def _plan(cls_index: int, rng: np.random.Generator, config: SynthConfig) -> _Pla
         camera_seed=camera_seed,
         artifact_seed=artifact_seed,
         caption=caption,
+        signature=signature,
+        noisy=noisy,
     )
 
 
@@ -620,6 +716,36 @@ def _stored_config(folder: Path) -> dict[str, object] | None:
 
 def _config_record(config: SynthConfig) -> dict[str, object]:
     return {"generator": "fsve.data.synth", "version": GENERATOR_VERSION, **config.to_dict()}
+
+
+def read_config(folder: str | os.PathLike) -> SynthConfig:
+    """The :class:`SynthConfig` stored in a generated dataset folder's ``synth_config.json``.
+
+    Raises ``FileNotFoundError`` without the file and a one-line ``ValueError`` naming it when
+    it is unreadable, was not written by this generator, or holds another
+    :data:`GENERATOR_VERSION` (its captions, so anything derived from them, would differ).
+    """
+    path = Path(folder) / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no {CONFIG_NAME}; not a generated synthetic dataset")
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: unreadable ({err})") from None
+    if not isinstance(record, dict) or record.get("generator") != "fsve.data.synth":
+        raise ValueError(f"{path}: not written by fsve.data.synth")
+    version = record.get("version")
+    if version != GENERATOR_VERSION:
+        raise ValueError(
+            f"{path}: generator version {version}, this code is version {GENERATOR_VERSION};"
+            " regenerate the folder with python -m fsve.data synth"
+        )
+    try:
+        return SynthConfig.from_dict(
+            {k: v for k, v in record.items() if k not in ("generator", "version")}
+        )
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {err}") from None
 
 
 _SAMPLE_NAME = re.compile(r"[a-z_]+_\d{4,}\.dat")
