@@ -296,7 +296,7 @@ def tiny() -> TeacherConfig:
         temporal_heads=4,
         embed_dim=64,
         text=TextConfig(
-            vocab_size=512, context_length=16, width=64, layers=2, heads=4, embed_dim=64
+            vocab_size=512, context_length=32, width=64, layers=2, heads=4, embed_dim=64
         ),
     )
 

@@ -44,6 +44,7 @@ __all__ = [
     "cmd_distill",
     "distill_terms",
     "student_config",
+    "teacher_targets",
 ]
 
 
@@ -103,16 +104,24 @@ class DistillLoss:
     """
 
     def __init__(
-        self, teacher: nn.Module, tokenizer: Any, prompt_tokens: torch.Tensor, w: DistillWeights
+        self,
+        teacher: nn.Module,
+        tokenizer: Any,
+        prompt_tokens: torch.Tensor,
+        w: DistillWeights,
+        targets: torch.Tensor | None = None,
     ) -> None:
         if prompt_tokens.ndim != 2:
             raise ValueError(f"prompt_tokens must be [C, L], got {tuple(prompt_tokens.shape)}")
+        if targets is not None and targets.ndim != 3:
+            raise ValueError(f"targets must be [N, K, D], got {tuple(targets.shape)}")
         self.teacher, self.tokenizer, self.prompt_tokens, self.w = (
             teacher,
             tokenizer,
             prompt_tokens,
             w,
         )
+        self.targets = targets  # teacher_targets(): per train clip, by dataset index
 
     def __call__(self, model: nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
         spikes, labels = batch["spikes"], batch["label"]
@@ -133,7 +142,10 @@ class DistillLoss:
             if hook is not None:
                 hook.remove()
         with torch.no_grad():
-            teacher_blocks = teacher_block_embeddings(self.teacher, spikes).float()  # [B, K, D]
+            if self.targets is not None:  # computed once per clip, on the unshifted clip
+                teacher_blocks = self.targets[batch["index"].cpu()].to(spikes.device)
+            else:
+                teacher_blocks = teacher_block_embeddings(self.teacher, spikes).float()  # [B, K, D]
             teacher_video = teacher_blocks.mean(dim=1)  # Eq. 5: the teacher's video embedding
             teacher_scale = self.teacher.scale().float()
         terms = distill_terms(
@@ -165,6 +177,31 @@ def teacher_block_embeddings(teacher: nn.Module, spikes: torch.Tensor) -> torch.
     """The teacher's per-sub-block outputs ``[B, K, D]`` whose mean is its video embedding."""
     x = teacher.forward_blocks(teacher.forward_features(spikes))
     return teacher.temporal(x) if teacher.temporal is not None else x
+
+
+@torch.no_grad()
+def teacher_targets(
+    teacher: nn.Module, dataset: Any, batch_size: int, device: torch.device, progress: bool = False
+) -> torch.Tensor:
+    """The teacher's per-block outputs ``[N, K, D]`` for every clip of ``dataset``, by index.
+
+    Computed once before training instead of at every step: the teacher is frozen, so its
+    target for a clip never changes. The targets are those of the unshifted clip; the student
+    still sees randomly shifted clips (the teacher was trained shift-invariant, so its output
+    moves little under a shift). Saves the teacher's forward pass at every step.
+    """
+    from tqdm import tqdm
+
+    from fsve.data.dataset import collate
+
+    was_training = teacher.training
+    teacher.eval()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+    parts = []
+    for batch in tqdm(loader, desc="teacher targets", disable=not progress, leave=False):
+        parts.append(teacher_block_embeddings(teacher, batch["spikes"].to(device).float()).float())
+    teacher.train(was_training)
+    return torch.cat(parts).cpu()
 
 
 def student_config(spec: str | Mapping[str, Any], teacher_cfg: Any | None) -> Any:
@@ -236,6 +273,7 @@ def cmd_distill(args: argparse.Namespace, env: Any) -> int:
     stored = resume["training"]["run"] if resume is not None else None
     loop = resolve_loop(args, stored, FSVE_RECIPE_OVERRIDES)
     shift = resolve_shift(args, stored)
+    cache_teacher = bool(stored.get("cache_teacher", False)) if stored else args.cache_teacher
     given = {
         "contrastive": args.w_contrastive,
         "kl": args.w_kl,
@@ -302,7 +340,10 @@ def cmd_distill(args: argparse.Namespace, env: Any) -> int:
         loss_fn: Any = task_loss(tokenizer, bank, loss_settings)
     else:
         prompts = tokenizer.encode([DEFAULT_PROMPT_TEMPLATE.format(c) for c in classes], length)
-        loss_fn = DistillLoss(teacher, tokenizer, prompts, weights)
+        targets = None
+        if cache_teacher:
+            targets = teacher_targets(teacher, train, loop.batch_size, env.device, not args.quiet)
+        loss_fn = DistillLoss(teacher, tokenizer, prompts, weights, targets)
     trainable = sum(p.numel() for p in student.parameters() if p.requires_grad)
     _print(
         env,
@@ -320,6 +361,7 @@ def cmd_distill(args: argparse.Namespace, env: Any) -> int:
         **({"loss": loss_settings} if no_teacher else {}),
         "shift_px": shift,
         "world_size": env.world_size,
+        "cache_teacher": cache_teacher,
     }
     eval_prompts = [DEFAULT_PROMPT_TEMPLATE.format(c) for c in classes]
     result = fit(
@@ -362,4 +404,9 @@ def add_distill_parser(sub: Any, add_common: Any) -> None:
         "--temperature", type=float, default=None, help=f"T of L_kl, default {d.temperature}"
     )
     p.add_argument("--w-steps", type=float, default=None, help=f"d (L_step), default {d.steps}")
+    p.add_argument(
+        "--cache-teacher",
+        action="store_true",
+        help="compute the teacher's targets once per (unshifted) train clip, not at every step",
+    )
     p.set_defaults(func=cmd_distill)
