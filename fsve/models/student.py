@@ -35,7 +35,7 @@ from fsve.models.teacher import LOGIT_SCALE_INIT, LOGIT_SCALE_MAX
 from fsve.models.text import TextEncoder
 from fsve.nn.attention import SpikeMatmul, SpikingTransformerBlock
 from fsve.nn.blocks import ConvTDBN, ms_stage
-from fsve.nn.init import temporal_span_init_
+from fsve.nn.init import temporal_basis_init_
 from fsve.nn.neurons import LIF, LIFParams
 
 __all__ = [
@@ -84,7 +84,7 @@ class SpikingVisualEncoder(nn.Module):
         self.stem = ConvTDBN(
             cfg.block_frames, cfg.stem_width, 3, cfg.stem_stride, a, cfg.lif_v_threshold
         )
-        temporal_span_init_(self.stem.conv.weight)  # the stem reads the F raw frames
+        temporal_basis_init_(self.stem.conv.weight)  # the stem reads the F raw frames
         stages = []
         in_ch = cfg.stem_width
         for i, (width, blocks) in enumerate(zip(cfg.widths, cfg.layers, strict=True)):
