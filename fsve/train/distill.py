@@ -273,7 +273,8 @@ def cmd_distill(args: argparse.Namespace, env: Any) -> int:
     stored = resume["training"]["run"] if resume is not None else None
     loop = resolve_loop(args, stored, FSVE_RECIPE_OVERRIDES)
     shift = resolve_shift(args, stored)
-    cache_teacher = bool(stored.get("cache_teacher", False)) if stored else args.cache_teacher
+    # runs stored before the cache existed ran the teacher at every step
+    cache_teacher = bool(stored.get("cache_teacher", False)) if stored else not args.live_teacher
     given = {
         "contrastive": args.w_contrastive,
         "kl": args.w_kl,
@@ -405,8 +406,8 @@ def add_distill_parser(sub: Any, add_common: Any) -> None:
     )
     p.add_argument("--w-steps", type=float, default=None, help=f"d (L_step), default {d.steps}")
     p.add_argument(
-        "--cache-teacher",
+        "--live-teacher",
         action="store_true",
-        help="compute the teacher's targets once per (unshifted) train clip, not at every step",
+        help="run the teacher on every (shifted) batch instead of once per unshifted train clip",
     )
     p.set_defaults(func=cmd_distill)

@@ -1,4 +1,4 @@
-"""Teacher targets computed once per clip (``distill --cache-teacher``)."""
+"""Teacher targets computed once per clip (the distill default; ``--live-teacher`` turns it off)."""
 
 from __future__ import annotations
 
