@@ -8,6 +8,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= runs/demo
+# when make was called (expanded once, at parse time): demo.md counts the setup too
+STARTED := $(shell date +%s)
 
 .PHONY: demo test test-all bench reports lint venv lava-env clean
 
@@ -38,7 +40,7 @@ $(LAVA_STAMP):
 	touch $(LAVA_STAMP)
 
 demo: $(STAMP)
-	$(PY) -m fsve.demo --out $(DEMO_DIR)
+	$(PY) -m fsve.demo --out $(DEMO_DIR) --started-at $(STARTED)
 
 # Trains (or resumes) every run it needs under runs/reports, two at a time, one thread each,
 # then writes reports/summary.md and the CSV/PNG behind each table and figure.
