@@ -97,7 +97,7 @@ def measure(ckpt: Path, data: Path) -> dict[str, Any]:
     return out
 
 
-def ship(pairs: list[str], data: Path) -> int:
+def ship(pairs: list[str], data: Path, code: str | None = None) -> int:
     from fsve.checkpoint import load_checkpoint
     from fsve.io import atomic_write_text
     from fsve.reports import commit
@@ -122,7 +122,7 @@ def ship(pairs: list[str], data: Path) -> int:
             "kind": ckpt["kind"],
             "parameters": params,
             "command": command_file.read_text().strip(),
-            "commit": commit(outputs=CHECKPOINTS),
+            "commit": code or commit(outputs=CHECKPOINTS),
             **measure(target, data),
         }
         atomic_write_text(CHECKPOINTS / f"{name}.card.json", json.dumps(card, indent=2) + "\n")
@@ -227,11 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("ship", help="copy runs' best.pt into checkpoints/ with cards")
     s.add_argument("pairs", nargs="+", metavar="NAME=RUN_DIR")
     s.add_argument("--data", type=Path, default=Path("data/synth"))
+    s.add_argument(
+        "--commit", default=None, help="the commit that trained the runs (default: the checkout's)"
+    )
     c = sub.add_parser("check", help="re-measure every card; exit 1 on drift")
     c.add_argument("--data", type=Path, default=None, help="default: a fresh built-in test split")
     args = p.parse_args(argv)
     if args.command == "ship":
-        return ship(args.pairs, args.data)
+        return ship(args.pairs, args.data, args.commit)
     return check(args.data)
 
 
