@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fsve.data.dataset import window_of
+from fsve.fewshot import DEFAULT_METHOD
 from fsve.models.config import fsve_config, teacher_config
 from fsve.reports import tables
 from fsve.reports.__main__ import main as reports_main
@@ -52,6 +53,13 @@ def test_plan_writes_valid_configs_for_every_variant(tmp_path: Path) -> None:
     train = [j for j in jobs.values() if j.module == "fsve.train"]
     assert len(train) == len(jobs) - 1 and jobs["fewshot"].module == "fsve.fewshot"
     assert all("--threads" in j.argv and "--seed" in j.argv for j in train)
+    # Fig. 4: three shot draws with the default method, the method's own lr and epochs
+    argv = " ".join(jobs["fewshot"].argv)
+    assert f"--seeds 0 1 2 --shots 2 4 6 8 --method {DEFAULT_METHOD}" in argv
+    assert "--lr" not in argv and jobs["fewshot"].done_file == "fewshot_runs.csv"
+    tuned = Plan(data=tmp_path, runs=tmp_path, fewshot_seeds=(4,), fewshot_lr=1e-4)
+    assert tuned.fewshot_argv()[-4:] == ("--device", "cpu", "--lr", "0.0001")
+    assert "--seeds 4 --shots" in " ".join(tuned.fewshot_argv())
 
 
 def test_resumed_job_drops_config(tmp_path: Path) -> None:
@@ -187,3 +195,40 @@ def test_commit_ignores_the_regenerated_outputs(tmp_path: Path, monkeypatch) -> 
     assert commit().endswith("-dirty")  # without the exclusion the outputs count
     (tmp_path / "code.py").write_text("x = 2\n")
     assert commit(Path("reports")).endswith("-dirty")
+
+
+def test_fewshot_section_reports_mean_std_and_the_target(tmp_path: Path) -> None:
+    from fsve.data.synth import SynthConfig, generate_dataset
+    from fsve.fewshot import summarize
+    from fsve.io import csv_text
+
+    size = {"height": 32, "width": 32, "train_per_class": 1, "val_per_class": 1}
+    real = generate_dataset(
+        tmp_path / "real", SynthConfig(**size, test_per_class=1, domain="real"), False
+    )
+    plan = Plan(data=tmp_path / "data", runs=tmp_path / "runs", real_data=real)
+    src = plan.runs / "seed0" / "fewshot"
+    src.mkdir(parents=True)
+    out = tmp_path / "reports" / "fig4"
+    with pytest.raises(FileNotFoundError, match="fewshot.csv: missing"):
+        tables.fewshot_section(plan, out)
+    top1 = {0: [30.0] * 3, 2: [40.0, 50.0, 60.0], 8: [70.0, 72.0, 74.0]}
+    rows = [
+        {"seed": s, "shots": k, "train_clips": 12 * k, "method": "adabn" if k else "zero-shot",
+         "top1_pct": v[s], "top5_pct": 90.0, "val_top1_pct": 50.0, "seconds": 1.5 + s}
+        for k, v in top1.items() for s in range(3)
+    ]  # fmt: skip
+    (src / "fewshot_runs.csv").write_text(csv_text(rows))
+    (src / "fewshot.csv").write_text(csv_text(summarize(rows)))
+    md = tables.fewshot_section(plan, out)
+    assert "| 2 | 50.0 ± 10.0 | 40.0, 50.0, 60.0 | 50.0 |" in md
+    assert "| 8 | 72.0 ± 2.0 | 70.0, 72.0, 74.0 | 50.0 |" in md
+    assert "8-shot 72.0% vs 0-shot 30.0% (+42.0 points" in md and "target met" in md
+    assert "`adabn`: BatchNorm statistics" in md and "seeds 0, 1, 2" in md
+    copied = (out / "fewshot_runs.csv").read_text()
+    assert "seconds" not in copied and len(copied.splitlines()) == 10
+    assert (out / "fewshot.png").read_bytes()[:4] == b"\x89PNG"
+    # 8 shots below 2 shots by more than the 2-shot spread: the summary says so
+    rows = [r | {"top1_pct": 35.0} if r["shots"] == 8 else r for r in rows]
+    (src / "fewshot.csv").write_text(csv_text(summarize(rows)))
+    assert "target NOT met" in tables.fewshot_section(plan, out)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fsve.data.synth import SynthConfig, generate_dataset
+from fsve.fewshot import DEFAULT_METHOD
 from fsve.reports.__main__ import main as reports_main
 from fsve.reports.runs import ABLATIONS
 
@@ -63,6 +64,10 @@ def test_reports_end_to_end_on_micro_models(tmp_path: Path, micro_teacher, micro
     fewshot = _rows(out / "fig4" / "fewshot.csv")
     assert [int(r["shots"]) for r in fewshot] == [0, 1, 2]
     assert [int(r["train_clips"]) for r in fewshot] == [0, 12, 24]  # k clips of each class
+    assert {r["seeds"] for r in fewshot} == {"3"} and fewshot[1]["method"] == DEFAULT_METHOD
+    runs_fs = _rows(out / "fig4" / "fewshot_runs.csv")
+    assert len(runs_fs) == 9 and "seconds" not in runs_fs[0]  # 3 draws x (0, 1, 2 shots)
+    assert "Target (Top-1 rises with shots): 2-shot" in summary and "AdaBN" in summary
     tradeoff = _rows(out / "tradeoff" / "tradeoff.csv")
     distilled = [r for r in tradeoff if r["model"] == "FSVE distilled"]
     assert [int(r["time_steps"]) for r in distilled] == [1, 2, 3, 4, 5]
