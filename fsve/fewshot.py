@@ -102,6 +102,17 @@ _STEPS = {
 }
 
 
+def _step(loss: torch.Tensor, optimizer: Any, scheduler: Any, params: Any, epoch: int) -> None:
+    """One clipped optimizer step of fine-tuning; a non-finite loss is an error naming the epoch."""
+    if not torch.isfinite(loss):
+        raise ValueError(f"non-finite fine-tuning loss at epoch {epoch}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    scheduler.step()
+
+
 def describe(method: str) -> str:
     """The steps of a :data:`METHODS` entry, in words (for reports)."""
     spec = METHODS[method]
@@ -218,13 +229,7 @@ def finetune(
         for batch in loader:
             batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
             loss = loss_fn(model, batch)
-            if not torch.isfinite(loss):
-                raise ValueError(f"non-finite fine-tuning loss at epoch {epoch + 1}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
+            _step(loss, optimizer, scheduler, params, epoch + 1)
             losses.append(float(loss.detach()))
         last = float(np.mean(losses))
     return last
@@ -403,13 +408,7 @@ def tune_video_path(
         for batch in loader:
             video = F.normalize(model.encode_video(batch["spikes"].to(device)).float(), dim=-1)
             loss = F.cross_entropy(scale * video @ text.T, batch["label"].to(device))
-            if not torch.isfinite(loss):
-                raise ValueError(f"non-finite fine-tuning loss at epoch {epoch}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
+            _step(loss, optimizer, scheduler, params, epoch)
         if epoch % eval_every == 0 or epoch == epochs:
             top1 = score()
             if top1 > best_top1:
