@@ -60,7 +60,7 @@ def test_require_dataset_names_the_folder_and_the_fix(tmp_path):
 def test_text_table_alignments():
     rows = [{"name": "conv1", "cores": 12, "note": ""}, {"name": "fc", "cores": 3, "note": "x"}]
     assert text_table(rows, align="right") == (
-        " name  cores  note\n-----  -----  ----\nconv1     12      \n   fc      3     x\n"
+        " name  cores  note\n-----  -----  ----\nconv1     12\n   fc      3     x\n"
     )
     assert text_table(rows, indent="  ") == (
         "  name   cores  note\n  -----  -----  ----\n  conv1  12\n  fc     3      x\n"
