@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from export.graph import int_tuple, padding_arg, port_shape
+
 __all__ = [
     "ACT_SHIFT",
     "DECAY_SHIFT",
@@ -503,33 +505,6 @@ def _f64(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def _ints(value: Any, n: int) -> tuple[int, ...]:
-    arr = np.asarray(value).reshape(-1)
-    return (int(arr[0]),) * n if arr.size == 1 else tuple(int(a) for a in arr)
-
-
-def _padding(value: Any, n: int) -> tuple[int, ...] | str:
-    if isinstance(value, np.ndarray) and value.dtype.kind in "SUO" and value.ndim == 0:
-        value = value.item()
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, str):
-        if value not in ("same", "valid"):
-            raise ValueError(f"padding must be 'same', 'valid' or ints, got {value!r}")
-        return value
-    return _ints(value, n)
-
-
-def _out_shape(node: Any) -> tuple[int, ...] | None:
-    t = node.output_type or {}
-    return None if t.get("output") is None else tuple(int(s) for s in np.asarray(t["output"]))
-
-
-def _in_shape(node: Any) -> tuple[int, ...] | None:
-    t = node.input_type or {}
-    return None if t.get("input") is None else tuple(int(s) for s in np.asarray(t["input"]))
-
-
 def _uniform(value: Any, name: str, what: str) -> float:
     arr = _f64(value).reshape(-1)
     if arr.size == 0 or np.any(arr != arr[0]):
@@ -580,7 +555,7 @@ class _Graph:
 
 def _node_shape(g: _Graph, name: str) -> tuple[int, ...]:
     node = g.nodes[name]
-    shape = _out_shape(node) or _in_shape(node)
+    shape = port_shape(node, "output") or port_shape(node, "input")
     if shape is None:
         raise ValueError(f"node {name!r} has no shape (input_type/output_type) in the graph")
     return shape
@@ -603,9 +578,9 @@ def _float_ops(g: _Graph, path: tuple[str, ...]) -> tuple[list[Op], float, float
             if t in ("Conv1d", "Conv2d"):
                 n = 1 if t == "Conv1d" else 2
                 params = (
-                    _ints(node.stride, n),
-                    _padding(node.padding, n),
-                    _ints(node.dilation, n),
+                    int_tuple(node.stride, n),
+                    padding_arg(node.padding, n),
+                    int_tuple(node.dilation, n),
                     int(np.asarray(node.groups)),
                 )
             else:
@@ -620,11 +595,13 @@ def _float_ops(g: _Graph, path: tuple[str, ...]) -> tuple[list[Op], float, float
             f = _uniform(node.scale, name, "Scale")
             mult, post = mult * f, post * f if weighted >= 0 else post
         elif t in ("SumPool2d", "AvgPool2d"):
-            k = _ints(node.kernel_size, 2)
+            k = int_tuple(node.kernel_size, 2)
             if t == "AvgPool2d":  # = SumPool2d / area (padding counted)
                 mult /= k[0] * k[1]
                 post = post / (k[0] * k[1]) if weighted >= 0 else post
-            ops.append(Op("sumpool", name, t, (k, _ints(node.stride, 2), _ints(node.padding, 2))))
+            ops.append(
+                Op("sumpool", name, t, (k, int_tuple(node.stride, 2), int_tuple(node.padding, 2)))
+            )
         elif t == "Flatten":
             ops.append(
                 Op(

@@ -56,7 +56,14 @@ from typing import Any
 import nir
 import numpy as np
 
-from export.sim import NEURON_TYPES, _flatten_graph, _padding, _topological
+from export.graph import (
+    NEURON_TYPES,
+    conv_out_size,
+    flatten_graph,
+    int_tuple,
+    padding_arg,
+    topological_order,
+)
 from fsve.io import atomic_write_text, csv_text
 
 __all__ = [
@@ -229,15 +236,6 @@ def _window(n_out: int, n_in: int, k: int, s: int, p: int, d: int) -> np.ndarray
     return m
 
 
-def _out_size(n: int, k: int, s: int, p: int, d: int) -> int:
-    return (n + 2 * p - d * (k - 1) - 1) // s + 1
-
-
-def _ints(value: Any, n: int) -> tuple[int, ...]:
-    arr = np.asarray(value).reshape(-1)
-    return (int(arr[0]),) * n if arr.size == 1 else tuple(int(a) for a in arr)
-
-
 def _groups_matrix(c_out: int, c_in: int, groups: int) -> np.ndarray | None:
     if groups == 1:
         return np.ones((c_out, c_in), dtype=bool)
@@ -263,8 +261,8 @@ def _conv_axes(
         raise MappingError(
             f"{name!r}: weight expects {c_in_g * groups} input channels, input has {shape[0]}"
         )
-    stride, dilation = _ints(node.stride, n), _ints(node.dilation, n)
-    pad = _padding(node.padding, n)
+    stride, dilation = int_tuple(node.stride, n), int_tuple(node.dilation, n)
+    pad = padding_arg(node.padding, n)
     if pad == "valid":
         pad = (0,) * n
     elif pad == "same":
@@ -272,7 +270,7 @@ def _conv_axes(
     axes = [_groups_matrix(c_out, shape[0], groups)]
     out = [c_out]
     for a in range(n):
-        size = _out_size(shape[a + 1], kernel[a], stride[a], pad[a], dilation[a])
+        size = conv_out_size(shape[a + 1], kernel[a], stride[a], pad[a], dilation[a])
         out.append(size)
         axes.append(_window(size, shape[a + 1], kernel[a], stride[a], pad[a], dilation[a]))
     return tuple(out), axes, int(weight.size)
@@ -283,12 +281,12 @@ def _pool_axes(
 ) -> tuple[tuple[int, ...], list[np.ndarray | None], int]:
     if len(shape) != 3:
         raise MappingError(f"{name!r}: 2-d pooling needs a (C, H, W) input, got {shape}")
-    kernel, stride = _ints(node.kernel_size, 2), _ints(node.stride, 2)
-    pad = _ints(node.padding, 2)
+    kernel, stride = int_tuple(node.kernel_size, 2), int_tuple(node.stride, 2)
+    pad = int_tuple(node.padding, 2)
     out: list[int] = [shape[0]]
     axes: list[np.ndarray | None] = [None]
     for a in range(2):
-        size = _out_size(shape[a + 1], kernel[a], stride[a], pad[a], 1)
+        size = conv_out_size(shape[a + 1], kernel[a], stride[a], pad[a], 1)
         out.append(size)
         axes.append(_window(size, shape[a + 1], kernel[a], stride[a], pad[a], 1))
     return tuple(out), axes, shape[0] * kernel[0] * kernel[1]
@@ -779,12 +777,12 @@ def map_graph(
     Raises :class:`MappingError` for a layer no tiling can place.
     """
     target = load_target(target)
-    nodes, edges = _flatten_graph(graph)
+    nodes, edges = flatten_graph(graph)
     preds: dict[str, list[str]] = {n: [] for n in nodes}
     for src, dst in edges:
         preds[dst].append(src)
     try:
-        order = _topological(nodes, preds)
+        order = topological_order(nodes, preds)
     except ValueError as err:
         raise MappingError(
             f"{err}".split(";")[0] + "; the mapper handles feed-forward graphs only (recurrent"

@@ -47,6 +47,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from export.graph import (
+    DT_S,
+    NEURON_TYPES,
+    SPIKING_TYPES,
+    flatten_graph,
+    int_tuple,
+    padding_arg,
+    port_shape,
+    topological_order,
+)
+
 __all__ = [
     "DT_S",
     "NEURON_TYPES",
@@ -55,11 +66,6 @@ __all__ = [
     "main",
     "simulate",
 ]
-
-DT_S = 1e-4  # the field's NIR time step, seconds (snnTorch, SpikingJelly, the NIR paper)
-
-NEURON_TYPES = (nir.I, nir.IF, nir.LI, nir.LIF, nir.CubaLI, nir.CubaLIF, nir.Threshold)
-_SPIKING = (nir.IF, nir.LIF, nir.CubaLIF, nir.Threshold)
 
 
 @dataclass(frozen=True)
@@ -102,33 +108,6 @@ def _steps(tau_s: Any, dt: float, dtype: torch.dtype, device: torch.device, name
     if not np.all(np.isfinite(ratio)) or np.any(ratio <= 0):
         raise ValueError(f"node {name!r}: time constants must be finite and > 0")
     return _param(ratio, dtype, device)
-
-
-def _ints(value: Any, n: int = 2) -> tuple[int, ...]:
-    arr = np.asarray(value).reshape(-1)
-    if arr.size == 1:
-        return (int(arr[0]),) * n
-    return tuple(int(a) for a in arr)
-
-
-def _padding(value: Any, n: int = 2) -> tuple[int, ...] | str:
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, np.ndarray) and value.dtype.kind in "SUO" and value.ndim == 0:
-        value = value.item()
-        value = value.decode() if isinstance(value, bytes) else value
-    if isinstance(value, str):
-        if value not in ("same", "valid"):
-            raise ValueError(f"padding must be 'same', 'valid' or ints, got {value!r}")
-        return value
-    return _ints(value, n)
-
-
-def _shape(node: nir.NIRNode, key: str) -> tuple[int, ...] | None:
-    types = node.input_type if key == "input" else node.output_type
-    if not types or types.get(key) is None:
-        return None
-    return tuple(int(s) for s in np.asarray(types[key]).reshape(-1))
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -178,27 +157,27 @@ def _k_scale(node: nir.Scale, ctx: _Ctx) -> Kernel:
 
 def _k_conv2d(node: nir.Conv2d, ctx: _Ctx) -> Kernel:
     w, b = _weights(node, ctx), _weights(node, ctx, "bias")
-    stride, dilation = _ints(node.stride), _ints(node.dilation)
-    padding, groups = _padding(node.padding), int(np.asarray(node.groups))
+    stride, dilation = int_tuple(node.stride), int_tuple(node.dilation)
+    padding, groups = padding_arg(node.padding), int(np.asarray(node.groups))
     return _fold(lambda x: F.conv2d(x, w, b, stride, padding, dilation, groups), ctx.acc)
 
 
 def _k_conv1d(node: nir.Conv1d, ctx: _Ctx) -> Kernel:
     w, b = _weights(node, ctx), _weights(node, ctx, "bias")
-    stride, dilation = _ints(node.stride, 1), _ints(node.dilation, 1)
-    padding, groups = _padding(node.padding, 1), int(np.asarray(node.groups))
+    stride, dilation = int_tuple(node.stride, 1), int_tuple(node.dilation, 1)
+    padding, groups = padding_arg(node.padding, 1), int(np.asarray(node.groups))
     return _fold(lambda x: F.conv1d(x, w, b, stride, padding, dilation, groups), ctx.acc)
 
 
 def _k_sumpool(node: nir.SumPool2d, ctx: _Ctx) -> Kernel:
-    k, s, p = _ints(node.kernel_size), _ints(node.stride), _ints(node.padding)
+    k, s, p = int_tuple(node.kernel_size), int_tuple(node.stride), int_tuple(node.padding)
     return _fold(
         lambda x: F.avg_pool2d(x, k, s, p, count_include_pad=True, divisor_override=1), ctx.acc
     )
 
 
 def _k_avgpool(node: nir.AvgPool2d, ctx: _Ctx) -> Kernel:
-    k, s, p = _ints(node.kernel_size), _ints(node.stride), _ints(node.padding)
+    k, s, p = int_tuple(node.kernel_size), int_tuple(node.stride), int_tuple(node.padding)
     return _fold(lambda x: F.avg_pool2d(x, k, s, p, count_include_pad=True), ctx.acc)
 
 
@@ -388,79 +367,6 @@ KERNELS: dict[type, Callable[[Any, _Ctx], Kernel]] = {
 }
 
 
-# ----------------------------------------------------------------------------- graph
-
-
-def _flatten_graph(
-    graph: nir.NIRGraph, prefix: str = ""
-) -> tuple[dict[str, nir.NIRNode], list[tuple[str, str]]]:
-    """Inline nested ``NIRGraph`` nodes: inner nodes become ``outer.inner``.
-
-    An edge into a subgraph ``g`` goes to its only Input node (or to ``g.<input>``); an edge out
-    of ``g`` leaves its only Output node (or ``g.<output>``). Inner Input/Output nodes then act
-    as identities (sums of their incoming edges).
-    """
-    nodes: dict[str, nir.NIRNode] = {}
-    edges: list[tuple[str, str]] = []
-    ports: dict[str, tuple[list[str], list[str]]] = {}  # subgraph -> (inputs, outputs)
-    for name, node in graph.nodes.items():
-        full = prefix + name
-        if isinstance(node, nir.NIRGraph):
-            inner_nodes, inner_edges = _flatten_graph(node, full + ".")
-            nodes.update(inner_nodes)
-            edges.extend(inner_edges)
-            ins = [full + "." + k for k, n in node.nodes.items() if isinstance(n, nir.Input)]
-            outs = [full + "." + k for k, n in node.nodes.items() if isinstance(n, nir.Output)]
-            ports[full] = (ins, outs)
-        else:
-            nodes[full] = node
-
-    def endpoint(name: str, side: int) -> str:
-        full = prefix + name
-        if full in nodes:
-            return full
-        if full in ports:
-            candidates = ports[full][side]
-            if len(candidates) != 1:
-                kind = "Input" if side == 0 else "Output"
-                raise ValueError(
-                    f"edge names subgraph {full!r}, which has {len(candidates)} {kind} nodes;"
-                    f" name one of {candidates}"
-                )
-            return candidates[0]
-        raise ValueError(f"edge names unknown node {full!r}")
-
-    for src, dst in graph.edges:
-        edges.append((endpoint(src, 1), endpoint(dst, 0)))
-    return nodes, edges
-
-
-def _topological(names: Iterable[str], preds: Mapping[str, list[str]]) -> list[str]:
-    """Kahn's order (stable in node order); raises ``ValueError`` on a cycle."""
-    names = list(names)
-    indeg = {n: len(preds[n]) for n in names}
-    succs: dict[str, list[str]] = {n: [] for n in names}
-    for n in names:
-        for p in preds[n]:
-            succs[p].append(n)
-    ready = [n for n in names if indeg[n] == 0]
-    order: list[str] = []
-    while ready:
-        n = ready.pop(0)
-        order.append(n)
-        for s in succs[n]:
-            indeg[s] -= 1
-            if indeg[s] == 0:
-                ready.append(s)
-    if len(order) != len(names):
-        left = sorted(n for n in names if indeg[n] > 0)
-        raise ValueError(
-            f"the graph is recurrent (a cycle runs through {left[:6]}); this whole-sequence"
-            " simulator runs directed acyclic graphs only"
-        )
-    return order
-
-
 class Simulator:
     """A NIR graph compiled once into kernels; :meth:`run` simulates batches of inputs.
 
@@ -491,7 +397,7 @@ class Simulator:
                 raise ValueError(f"{what} must be torch.float32 or torch.float64, got {value}")
         self.dt, self.dtype, self.device = float(dt), dtype, torch.device(device)
         self.accumulate = accumulate
-        self.nodes, edges = _flatten_graph(graph)
+        self.nodes, edges = flatten_graph(graph)
         self.preds: dict[str, list[str]] = {n: [] for n in self.nodes}
         for src, dst in edges:
             self.preds[dst].append(src)
@@ -513,7 +419,7 @@ class Simulator:
             for n, node in self.nodes.items()
             if isinstance(node, nir.Output) and not any(n in p for p in self.preds.values())
         ]
-        self.order = _topological(self.nodes, self.preds)
+        self.order = topological_order(self.nodes, self.preds)
 
     def neuron_nodes(self) -> list[str]:
         """Names of the neuron nodes (I, IF, LI, LIF, CubaLI, CubaLIF, Threshold), in order."""
@@ -545,7 +451,7 @@ class Simulator:
         return out
 
     def _check_input(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        shape = _shape(self.nodes[name], "input") or _shape(self.nodes[name], "output")
+        shape = port_shape(self.nodes[name], "input") or port_shape(self.nodes[name], "output")
         if x.ndim < 2 or (shape is not None and tuple(x.shape[2:]) != shape):
             want = "[T, B, " + ", ".join(map(str, shape or ("...",))) + "]"
             raise ValueError(f"input {name!r} must be time-first {want}, got {tuple(x.shape)}")
@@ -599,7 +505,7 @@ class Simulator:
         preds = {n: list(p) for n, p in self.preds.items()}
         for name, call in host.items():
             preds[name] = list(call.needs)
-        order = _topological(self.nodes, preds) if host else self.order
+        order = topological_order(self.nodes, preds) if host else self.order
         uses = {n: 0 for n in self.nodes}
         for ps in preds.values():
             for p in ps:
@@ -712,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
             given[name] = _load_array(Path(file))
         single = False
         for name, arr in given.items():
-            shape = _shape(sim.nodes[name], "input") if name in sim.nodes else None
+            shape = port_shape(sim.nodes[name], "input") if name in sim.nodes else None
             if shape is not None and arr.ndim == len(shape) + 1:
                 given[name], single = arr[:, None], True  # [T, *shape] -> [T, 1, *shape]
         record = None
@@ -728,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
         arrays = {k: v[:, 0] for k, v in arrays.items()}
     print(f"{args.graph}: {len(sim.nodes)} nodes, dt = {args.dt:g} s")
     for name, arr in arrays.items():
-        spiking = name in sim.nodes and isinstance(sim.nodes[name], _SPIKING)
+        spiking = name in sim.nodes and isinstance(sim.nodes[name], SPIKING_TYPES)
         what = f"{int(arr.sum())} spikes" if spiking else f"mean {arr.mean():.6g}"
         print(f"  {name:40s} {arr.shape!s:24s} {what}")
     if args.out is not None:
