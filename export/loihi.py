@@ -1260,8 +1260,8 @@ def _run(args: Any) -> int:
         DEFAULT_TEMPLATE,
         HostProgram,
         SplitModel,
-        _batches,
-        _class_embeddings,
+        class_prompt_embeddings,
+        clip_batches,
         host_path_for,
         to_nir,
     )
@@ -1294,7 +1294,9 @@ def _run(args: Any) -> int:
     dataset = SpikeDataset(args.data, args.split, window=window or WindowSpec())
     calib_set = SpikeDataset(args.data, "train", window=window or WindowSpec())
     samples = len(dataset) if args.samples is None else min(args.samples, len(dataset))
-    calib = next(iter(_batches(calib_set, min(args.calibration, len(calib_set)), args.calibration)))
+    calib = next(
+        iter(clip_batches(calib_set, min(args.calibration, len(calib_set)), args.calibration))
+    )
     if graph is None:
         export = to_nir(model, calib["spikes"][: args.batch_size])
         graph, host = export.graph, export.host
@@ -1316,7 +1318,9 @@ def _run(args: Any) -> int:
     cfg = QuantConfig(headroom=args.headroom, weight_terms=args.weight_terms)
     q = quantize(graph, ranges, cfg, dt)
     t_quant = time.perf_counter() - t0
-    classes = _class_embeddings(model, ckpt, dataset.class_names) if model is not None else None
+    classes = (
+        class_prompt_embeddings(model, ckpt, dataset.class_names) if model is not None else None
+    )
     modes = {"aligned": True, **({"lava": False} if args.lava_timing else {})}
     float_spk: dict[str, list[np.ndarray]] = {n: [] for n in q.layers}
     fixed_spk: dict[str, dict[str, list[np.ndarray]]] = {
@@ -1327,7 +1331,7 @@ def _run(args: Any) -> int:
     emb: dict[str, list[torch.Tensor]] = {"float": [], **{m: [] for m in modes}}
     labels = []
     t1 = time.perf_counter()
-    for batch in _batches(dataset, samples, args.batch_size):
+    for batch in clip_batches(dataset, samples, args.batch_size):
         x = batch["spikes"]
         fl = split.run(x, record=list(q.layers))
         for n in q.layers:

@@ -1548,14 +1548,14 @@ EXIT_USAGE = 2
 DEFAULT_TEMPLATE = "a video of an object {}"  # zero-shot prompt of fsve.eval
 
 
-def _batches(dataset: Any, samples: int, batch_size: int) -> Iterable[dict[str, Any]]:
+def clip_batches(dataset: Any, samples: int, batch_size: int) -> Iterable[dict[str, Any]]:
     from fsve.data.dataset import collate
 
     for start in range(0, samples, batch_size):
         yield collate([dataset[i] for i in range(start, min(start + batch_size, samples))])
 
 
-def _class_embeddings(model: FSVE, ckpt: Mapping[str, Any], classes: Sequence[str]):
+def class_prompt_embeddings(model: FSVE, ckpt: Mapping[str, Any], classes: Sequence[str]):
     from fsve.models.text import WordTokenizer
 
     if not ckpt.get("tokenizer") or not classes:
@@ -1629,18 +1629,18 @@ def _run(args: argparse.Namespace) -> int:
         )
     samples = len(dataset) if args.samples is None else min(args.samples, len(dataset))
     t0 = time.perf_counter()
-    first = next(iter(_batches(dataset, min(samples, args.batch_size), args.batch_size)))
+    first = next(iter(clip_batches(dataset, min(samples, args.batch_size), args.batch_size)))
     export = to_nir(model, first["spikes"])
     nir_path, host_file = export.save(args.out)
     t_export = time.perf_counter() - t0
     acc = torch.float64 if args.accumulate == "float64" else torch.float32
     split = SplitModel.load(nir_path, accumulate=acc)
     boundary = [t.name for t in export.partition.boundary]
-    classes = _class_embeddings(model, ckpt, dataset.class_names)
+    classes = class_prompt_embeddings(model, ckpt, dataset.class_names)
     total: SplitComparison | None = None
     labels = []
     t1 = time.perf_counter()
-    for batch in _batches(dataset, samples, args.batch_size):
+    for batch in clip_batches(dataset, samples, args.batch_size):
         res = compare_split(model, split, batch["spikes"], boundary, local=not args.no_verify)
         total = res if total is None else total + res
         labels.append(batch["label"])
