@@ -201,14 +201,8 @@ def finetune(
 ) -> float:
     """Fine-tune the last two layers in eval mode; returns the mean loss of the last epoch."""
     from fsve.data.dataset import collate
-    from fsve.train.loop import (
-        PROMPT_TEMPLATES,
-        LoopConfig,
-        StclPromptLoss,
-        make_optimizer,
-        make_scheduler,
-        prompt_bank,
-    )
+    from fsve.train.loop import LoopConfig, make_optimizer, make_scheduler
+    from fsve.train.losses import PROMPT_TEMPLATES, StclPromptLoss, prompt_bank
 
     params = freeze_all_but_last_two(model)
     model.eval()
@@ -688,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from fsve.train.loop import write_metrics_csv
+    from fsve.train.history import write_metrics_csv
 
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)

@@ -11,14 +11,8 @@ from fsve.data.synth import DEFAULT_PROMPT_TEMPLATE
 from fsve.models.config import teacher_config, with_vocab_size
 from fsve.models.teacher import SPKLIP
 from fsve.models.text import WordTokenizer
-from fsve.train.distill import (
-    DistillLoss,
-    DistillWeights,
-    build_student,
-    student_config,
-    teacher_block_embeddings,
-    teacher_targets,
-)
+from fsve.train.distill import build_student, student_config, teacher_targets
+from fsve.train.losses import DistillLoss, DistillWeights, teacher_block_embeddings
 
 
 @pytest.fixture(scope="module")

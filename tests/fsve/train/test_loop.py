@@ -14,20 +14,15 @@ from fsve.models.config import teacher_config, with_vocab_size
 from fsve.models.teacher import SPKLIP
 from fsve.models.text import WordTokenizer
 from fsve.train.loop import (
-    PROMPT_TEMPLATES,
     LoopConfig,
     NonFiniteLossError,
-    StclPromptLoss,
-    epoch_seed,
     fit,
-    get_rng_state,
     load_resume,
     lr_factor,
     make_optimizer,
-    prompt_bank,
-    seed_everything,
-    set_rng_state,
 )
+from fsve.train.losses import PROMPT_TEMPLATES, StclPromptLoss, prompt_bank
+from fsve.train.seeding import epoch_seed, get_rng_state, seed_everything, set_rng_state
 
 
 def setup(data, seed: int = 0):
@@ -187,7 +182,7 @@ def test_nan_loss_stops_with_one_line_and_keeps_last_checkpoint(tiny_data, tmp_p
 
 
 def test_random_shift_rolls_each_clip_by_one_offset():
-    from fsve.train.loop import RandomShift, random_shift
+    from fsve.train.augment import RandomShift, random_shift
 
     x = torch.zeros(3, 2, 4, 8, 8, dtype=torch.bool)  # [B, K, F, H, W]
     x[:, :, :, 4, 4] = True
@@ -205,7 +200,7 @@ def test_random_shift_rolls_each_clip_by_one_offset():
 
 
 def test_distill_terms_hand_computed():
-    from fsve.train.distill import DistillWeights, distill_terms
+    from fsve.train.losses import DistillWeights, distill_terms
 
     # prompts t0 = (1, 0), t1 = (0, 1); teacher video (1, 0), student video (0, 1).
     # Both scales 2 at T = 2 give logits (1, 0) and (0, 1): p_t = (a, b), p_s = (b, a) with
@@ -232,7 +227,7 @@ def test_distill_terms_hand_computed():
 
 
 def test_class_anchors_are_orthonormal_and_seeded():
-    from fsve.train.loop import class_anchors
+    from fsve.train.losses import class_anchors
 
     a = class_anchors(12, 64)
     assert a.shape == (12, 64)
@@ -247,7 +242,7 @@ def test_detached_video_trains_text_on_text_terms_and_video_on_anchors(tiny_data
     """detach_video: video-encoder gradients come from the anchor term alone, text-encoder
     gradients from the caption and prompt terms alone."""
     from fsve.data.dataset import collate
-    from fsve.train.loop import class_anchors
+    from fsve.train.losses import class_anchors
     from fsve.train.losses import zero_shot_logits
 
     model, cfg, tok, _, train = setup(tiny_data)
@@ -291,12 +286,8 @@ def test_step_distillation_term_matches_hand_computation(tiny_data):
 
     from fsve.data.dataset import collate
     from fsve.models.config import fsve_config
-    from fsve.train.distill import (
-        DistillLoss,
-        DistillWeights,
-        build_student,
-        teacher_block_embeddings,
-    )
+    from fsve.train.distill import build_student
+    from fsve.train.losses import DistillLoss, DistillWeights, teacher_block_embeddings
 
     teacher, cfg, tok, _, train = setup(tiny_data)
     teacher.eval()

@@ -12,7 +12,7 @@ import torch
 from fsve.checkpoint import load_checkpoint, load_model
 from fsve.eval import main as eval_main
 from fsve.train.__main__ import main
-from fsve.train.loop import StclPromptLoss
+from fsve.train.losses import StclPromptLoss
 
 
 def teacher_args(data, config, out, *extra: str) -> list[str]:
