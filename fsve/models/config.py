@@ -1,12 +1,13 @@
-"""Frozen dataclass configs for the models, their presets and plain-dict round trips.
+"""Frozen dataclass configs for the models and one registry of their presets.
 
 The config alone rebuilds a model (checkpoint contract), so everything that fixes a parameter
 shape is a field here, including the text vocabulary size (copied from the tokenizer with
 :func:`with_vocab_size`). Nothing in this module imports torch.
 
-``config_to_dict`` / ``config_from_dict`` work for any (nested) frozen dataclass of ints, floats,
-bools, strings and tuples, so later configs (the FSVE student's) reuse them. Keys a dataclass does
-not know raise ``ValueError`` naming the key; missing keys take the field's default.
+Presets are small factory functions (:func:`tiny`, :func:`paper` for the SPKLIP teacher,
+:func:`fsve_tiny`, :func:`fsve_paper` for the FSVE student) registered in :data:`PRESETS` under
+``(kind, name)``; :func:`model_config` looks a config up by kind from a preset name, a plain
+dict (:func:`fsve.models.serialize.config_from_dict`) or a config.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import types
-import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
+
+from fsve.models.serialize import config_from_dict, config_to_dict
 
 __all__ = [
     "COMPONENTS",
+    "CONFIG_CLASSES",
     "FSVE_PRESETS",
+    "PRESETS",
     "VIDEO_ENCODERS",
     "VIT_PATCH",
     "FSVEConfig",
@@ -31,13 +34,14 @@ __all__ = [
     "attnpool_grid",
     "channel_allocation",
     "config_from_dict",
-    "config_from_spec",
     "config_to_dict",
     "fsve_config",
     "fsve_paper",
     "fsve_tiny",
     "fsve_token_grid",
+    "model_config",
     "paper",
+    "preset_names",
     "teacher_config",
     "tiny",
     "with_vocab_size",
@@ -48,8 +52,6 @@ COMPONENTS = ("mtf", "mtf_sa", "full")  # Table 4 rows: MTF; MTF + SA; MTF + SA 
 VIDEO_ENCODERS = ("spklip", "frame_cnn", "vit")
 VIT_PATCH = 8  # pixels per side of a SpikeViT patch (stride 8, no overlap)
 MIN_VOCAB = 4  # the tokenizer's special tokens <pad>, <unk>, <sos>, <eos>
-
-C = TypeVar("C")
 
 
 def _positive_int(name: str, value: object) -> None:
@@ -282,168 +284,9 @@ class TeacherConfig:
         return attnpool_grid(self.height, self.width)
 
 
-def tiny() -> TeacherConfig:
-    """64x64 input, small widths: forward + backward of a batch of 8 in about a second on CPU."""
-    return TeacherConfig(
-        height=64,
-        width=64,
-        hsfe_channels=16,
-        sa_hidden=8,
-        base_width=16,  # 8 (a 4-channel stem) learned motion far slower: 33% vs 89% val
-        layers=(1, 1, 1, 1),
-        pool_heads=8,
-        temporal_layers=1,
-        temporal_heads=4,
-        embed_dim=64,
-        text=TextConfig(
-            vocab_size=512, context_length=32, width=64, layers=2, heads=4, embed_dim=64
-        ),
-    )
-
-
-def paper() -> TeacherConfig:
-    """The paper's sizes: 240x320, ResNet-18 layout [2,2,2,2], widths 64..2048, D = 512.
-
-    Text width/depth and the temporal Transformer depth are not given by the paper; CLIP-like
-    choices (width 512, 8 heads, 6 layers, context 77; 2 temporal layers) are used.
-    """
-    return TeacherConfig(
-        height=240,
-        width=320,
-        hsfe_channels=64,
-        sa_hidden=16,
-        base_width=64,
-        layers=(2, 2, 2, 2),
-        pool_heads=8,
-        temporal_layers=2,
-        temporal_heads=8,
-        dropout=0.1,
-        embed_dim=512,
-        text=TextConfig(
-            vocab_size=8192,
-            context_length=77,
-            width=512,
-            layers=6,
-            heads=8,
-            embed_dim=512,
-            dropout=0.1,
-        ),
-    )
-
-
-PRESETS = {"tiny": tiny, "paper": paper}
-
-
-def config_from_spec(
-    cls: type[C], presets: Mapping[str, Any], spec: str | Mapping[str, Any] | C, what: str
-) -> C:
-    """A ``cls`` config from a preset name in ``presets``, a plain dict (strict keys) or a
-    config; ``what`` names the model in errors."""
-    if isinstance(spec, cls):
-        return spec
-    if isinstance(spec, str):
-        if spec not in presets:
-            raise ValueError(f"unknown {what} preset {spec!r}; expected one of {list(presets)}")
-        return presets[spec]()
-    if isinstance(spec, Mapping):
-        return config_from_dict(cls, spec)
-    raise ValueError(f"cannot make a {cls.__name__} from {type(spec).__name__}")
-
-
-def teacher_config(spec: str | Mapping[str, Any] | TeacherConfig) -> TeacherConfig:
-    """A ``TeacherConfig`` from a preset name, a plain dict (strict keys) or a config."""
-    return config_from_spec(TeacherConfig, PRESETS, spec, "teacher")
-
-
 def with_vocab_size(cfg: TeacherConfig, vocab_size: int) -> TeacherConfig:
     """A copy of ``cfg`` whose text encoder has ``vocab_size`` tokens (``len(tokenizer)``)."""
     return dataclasses.replace(cfg, text=dataclasses.replace(cfg.text, vocab_size=vocab_size))
-
-
-def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """A (nested) dataclass config as plain Python values: dicts, lists, numbers, strings."""
-    if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
-        raise ValueError(f"expected a dataclass instance, got {type(cfg).__name__}")
-
-    def plain(value: Any) -> Any:
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(value, tuple | list):
-            return [plain(v) for v in value]
-        return value
-
-    return plain(cfg)
-
-
-def config_from_dict(cls: type[C], d: Mapping[str, Any]) -> C:
-    """Rebuild dataclass ``cls`` from :func:`config_to_dict` output; unknown keys raise.
-
-    Nested dataclass fields take nested dicts; tuple fields take lists or tuples; values are
-    type-checked against the field annotations (an int is accepted for a float).
-    """
-    return _from_dict(cls, d, "")
-
-
-def _from_dict(cls: type[C], d: Any, prefix: str) -> C:
-    if not dataclasses.is_dataclass(cls) or not isinstance(cls, type):
-        raise ValueError(f"expected a dataclass type, got {cls!r}")
-    if not isinstance(d, Mapping):
-        where = repr(prefix.rstrip(".")) if prefix else cls.__name__
-        raise ValueError(f"config key {where}: expected a dict, got {type(d).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
-    for key in d:
-        if key not in names:
-            raise ValueError(
-                f"unknown config key {prefix + str(key)!r} for {cls.__name__};"
-                f" known: {sorted(names)}"
-            )
-    kwargs = {key: _coerce(hints[key], value, f"{prefix}{key}") for key, value in d.items()}
-    return cls(**kwargs)
-
-
-def _coerce(hint: Any, value: Any, key: str) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        return _from_dict(hint, value, f"{key}.")
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ValueError(f"config key {key!r}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
-        if args and len(args) != len(value):
-            raise ValueError(f"config key {key!r}: expected {len(args)} items, got {value!r}")
-        return tuple(
-            _coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
-        )
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(a, value, key)
-            except ValueError:
-                continue
-        raise ValueError(f"config key {key!r}: {value!r} matches none of {hint}")
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"config key {key!r}: expected a bool, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"config key {key!r}: expected an int, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"config key {key!r}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ValueError(f"config key {key!r}: expected a string, got {value!r}")
-        return value
-    return value
 
 
 # ---------------------------------------------------------------- FSVE student (Appendix A.5)
@@ -586,6 +429,58 @@ class FSVEConfig:
         return h * w
 
 
+# ---------------------------------------------------------------- presets
+
+
+def tiny() -> TeacherConfig:
+    """64x64 input, small widths: forward + backward of a batch of 8 in about a second on CPU."""
+    return TeacherConfig(
+        height=64,
+        width=64,
+        hsfe_channels=16,
+        sa_hidden=8,
+        base_width=16,  # 8 (a 4-channel stem) learned motion far slower: 33% vs 89% val
+        layers=(1, 1, 1, 1),
+        pool_heads=8,
+        temporal_layers=1,
+        temporal_heads=4,
+        embed_dim=64,
+        text=TextConfig(
+            vocab_size=512, context_length=32, width=64, layers=2, heads=4, embed_dim=64
+        ),
+    )
+
+
+def paper() -> TeacherConfig:
+    """The paper's sizes: 240x320, ResNet-18 layout [2,2,2,2], widths 64..2048, D = 512.
+
+    Text width/depth and the temporal Transformer depth are not given by the paper; CLIP-like
+    choices (width 512, 8 heads, 6 layers, context 77; 2 temporal layers) are used.
+    """
+    return TeacherConfig(
+        height=240,
+        width=320,
+        hsfe_channels=64,
+        sa_hidden=16,
+        base_width=64,
+        layers=(2, 2, 2, 2),
+        pool_heads=8,
+        temporal_layers=2,
+        temporal_heads=8,
+        dropout=0.1,
+        embed_dim=512,
+        text=TextConfig(
+            vocab_size=8192,
+            context_length=77,
+            width=512,
+            layers=6,
+            heads=8,
+            embed_dim=512,
+            dropout=0.1,
+        ),
+    )
+
+
 def fsve_tiny() -> FSVEConfig:
     """64x64 input, small widths, 16 tokens; text space and D of the teacher's ``tiny``."""
     teacher = tiny()
@@ -624,9 +519,55 @@ def fsve_paper() -> FSVEConfig:
     )
 
 
-FSVE_PRESETS = {"tiny": fsve_tiny, "paper": fsve_paper}
+# One registry of every model's presets, keyed by (model kind, preset name): the kind is the
+# checkpoint's ``kind`` ("teacher" for SPKLIP, "fsve" for the student).
+PRESETS: dict[tuple[str, str], Callable[[], Any]] = {
+    ("teacher", "tiny"): tiny,
+    ("teacher", "paper"): paper,
+    ("fsve", "tiny"): fsve_tiny,
+    ("fsve", "paper"): fsve_paper,
+}
+CONFIG_CLASSES: dict[str, tuple[type, str]] = {  # kind -> (config class, name in errors)
+    "teacher": (TeacherConfig, "teacher"),
+    "fsve": (FSVEConfig, "FSVE"),
+}
+
+
+def preset_names(kind: str) -> list[str]:
+    """The preset names of model ``kind`` (``"teacher"`` or ``"fsve"``), in registry order."""
+    if kind not in CONFIG_CLASSES:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {list(CONFIG_CLASSES)}")
+    return [name for k, name in PRESETS if k == kind]
+
+
+def model_config(kind: str, spec: str | Mapping[str, Any] | Any) -> Any:
+    """The config of model ``kind`` from a preset name, a plain dict (strict keys) or a config.
+
+    The one lookup of :data:`PRESETS`; :func:`teacher_config` and :func:`fsve_config` are it for
+    one kind.
+    """
+    names = preset_names(kind)
+    cls, what = CONFIG_CLASSES[kind]
+    if isinstance(spec, cls):
+        return spec
+    if isinstance(spec, str):
+        if spec not in names:
+            raise ValueError(f"unknown {what} preset {spec!r}; expected one of {names}")
+        return PRESETS[kind, spec]()
+    if isinstance(spec, Mapping):
+        return config_from_dict(cls, spec)
+    raise ValueError(f"cannot make a {cls.__name__} from {type(spec).__name__}")
+
+
+def teacher_config(spec: str | Mapping[str, Any] | TeacherConfig) -> TeacherConfig:
+    """A ``TeacherConfig`` from a preset name, a plain dict (strict keys) or a config."""
+    return model_config("teacher", spec)
 
 
 def fsve_config(spec: str | Mapping[str, Any] | FSVEConfig) -> FSVEConfig:
     """An ``FSVEConfig`` from a preset name, a plain dict (strict keys) or a config."""
-    return config_from_spec(FSVEConfig, FSVE_PRESETS, spec, "FSVE")
+    return model_config("fsve", spec)
+
+
+# the FSVE presets by name (the reports read them so)
+FSVE_PRESETS = {name: PRESETS["fsve", name] for name in preset_names("fsve")}

@@ -179,7 +179,7 @@ def evaluator(
     tokenizer: Any, dataset: Any, prompts: list[str], env: DistEnv, batch_size: int, prefix: str
 ) -> Callable[[torch.nn.Module], dict[str, float]]:
     """Validation callback for :func:`fit`: zero-shot Top-k and R@k in %, keys ``prefix + ...``."""
-    from fsve.train.evaluate import evaluate_model
+    from fsve.eval.metrics import evaluate_model
 
     def run(model: torch.nn.Module) -> dict[str, float]:
         metrics = evaluate_model(model, tokenizer, dataset, prompts, batch_size, env.device)
@@ -203,8 +203,8 @@ def finish(
     from fsve.checkpoint import load_model
     from fsve.data.dataset import SpikeDataset
     from fsve.data.synth import DEFAULT_PROMPT_TEMPLATE
+    from fsve.eval.metrics import evaluate_model
     from fsve.models.text import WordTokenizer
-    from fsve.train.evaluate import evaluate_model
 
     model, ckpt = load_model(out / BEST, kind=kind)
     model.to(env.device)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fsve.models.text import WordTokenizer
-from fsve.train.evaluate import (
+from fsve.eval.metrics import (
     encode_texts,
     encode_videos,
     evaluate_model,

@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 import fsve.fewshot as fewshot
+import fsve.fewshot.adapt as fewshot_adapt
 from fsve.data.dataset import SpikeDataset
 from fsve.fewshot import (
     adapt_batchnorm,
@@ -251,7 +252,7 @@ def test_tune_keeps_the_weights_best_on_val(micro, tiny_real_data, monkeypatch):
         states.append({k: v.clone() for k, v in model.state_dict().items()})
         return next(scores)
 
-    monkeypatch.setattr(fewshot, "zero_shot_top1", scripted)
+    monkeypatch.setattr(fewshot_adapt, "zero_shot_top1", scripted)  # where tune_video_path looks
     text = torch.randn(12, 16)
     frozen = {n: p.clone() for n, p in model.named_parameters() if n.startswith("text.")}
     best = tune_video_path(model, shots, shots, text, 3, 1e-2, 6, 0, torch.device("cpu"), 1)
