@@ -27,9 +27,9 @@ from fsve.data.synth import (
     CLASSES,
     CONFIG_NAME,
     CaptionSignature,
+    Plan,
     SynthConfig,
-    _Plan,
-    _plan,
+    plan_sample,
     read_config,
     sample_path,
     sample_seed,
@@ -48,8 +48,8 @@ __all__ = [
 KS = (1, 5, 10)
 
 
-def _draw(config: SynthConfig, split: str, cls_index: int, index: int) -> _Plan:
-    return _plan(
+def _draw(config: SynthConfig, split: str, cls_index: int, index: int) -> Plan:
+    return plan_sample(
         cls_index, np.random.default_rng(sample_seed(config, split, cls_index, index)), config
     )
 

@@ -25,11 +25,11 @@ from fsve.data.synth import CLASSES, POSITIONS, SHAPES, CaptionSignature, SynthC
 TINY = SynthConfig(
     height=16, width=16, frames=12, train_per_class=2, val_per_class=1, test_per_class=1, seed=3
 )
-POSITION_OF = {p: cell for cell, phrases in synth._POSITION_PHRASES.items() for p in phrases}
+POSITION_OF = {p: cell for cell, phrases in synth.POSITION_PHRASES.items() for p in phrases}
 
 
 def draw(cls_index: int, seed, config: SynthConfig):
-    return synth._plan(cls_index, np.random.default_rng(seed), config)
+    return synth.plan_sample(cls_index, np.random.default_rng(seed), config)
 
 
 def one_of(caption: str, table: dict) -> object:
@@ -45,18 +45,18 @@ def parse(caption: str) -> CaptionSignature:
     noise = text.endswith(", with sensor noise.")
     text = text.removesuffix(", with sensor noise.").removesuffix(".")
     body, _, where = text.rpartition(", ")
-    adverbs = {a: k for k, words in enumerate(synth._ADVERBS) for a in words}
+    adverbs = {a: k for k, words in enumerate(synth.ADVERBS) for a in words}
     classes = {}
     for c, cls in enumerate(CLASSES):
         for phrase in cls.phrases:
             for adverb in adverbs:
                 classes[phrase.format(adv=adverb)] = c
-    backgrounds = {p: kind for kind, ps in synth._BG_PHRASES.items() for p in ps if p}
+    backgrounds = {p: kind for kind, ps in synth.BG_PHRASES.items() for p in ps if p}
     return CaptionSignature(
         label=one_of(body, classes),
         shape=one_of(body, {s: s for s in SHAPES}),
-        size=one_of(body, {w: k for k, ws in enumerate(synth._SIZE_WORDS) for w in ws}),
-        brightness=one_of(body, {w: k for k, ws in enumerate(synth._BRIGHT_WORDS) for w in ws}),
+        size=one_of(body, {w: k for k, ws in enumerate(synth.SIZE_WORDS) for w in ws}),
+        brightness=one_of(body, {w: k for k, ws in enumerate(synth.BRIGHT_WORDS) for w in ws}),
         speed=one_of(body, adverbs),
         background=(one_of(body, backgrounds) if any(p in body for p in backgrounds) else "plain"),
         position=POSITION_OF[where],
@@ -94,7 +94,7 @@ def test_caption_position_matches_rendered_object() -> None:
     for c in range(len(CLASSES)):
         for i in range(8):
             plan = draw(c, [11, c, i], cfg)
-            frames = synth._render(plan, 0, cfg.frames)
+            frames = synth.render_frames(plan, 0, cfg.frames)
             fg = np.clip(frames - plan.background, 0.0, None)
             mass = fg.sum(axis=(1, 2))
             seen = mass > 0.5 * mass.max()  # a flickering object fades out

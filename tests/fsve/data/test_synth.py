@@ -299,7 +299,7 @@ def test_static_appearance_does_not_identify_class() -> None:
     areas = np.zeros((len(CLASSES), per_class))
     shapes: list[set[str]] = []
     sizes: list[set[str]] = []
-    size_words = {w: k for k, words in enumerate(synth._SIZE_WORDS) for w in words}
+    size_words = {w: k for k, words in enumerate(synth.SIZE_WORDS) for w in words}
     for c in range(len(CLASSES)):
         seen, seen_size = set(), set()
         for i in range(per_class):
