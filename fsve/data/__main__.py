@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
+
+from fsve.cli import Parser, require_dataset, run_command
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -104,6 +105,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     target = Path(args.path)
     if target.is_dir():
+        require_dataset(target)
         table = read_manifest(target)
         print(f"{target}: {len(table)} samples, {table['label'].nunique()} classes")
         counts = table.groupby(["split", "class_name"]).size().unstack(fill_value=0)
@@ -138,7 +140,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fsve.data", description=__doc__)
+    parser = Parser(prog="python -m fsve.data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="generate the built-in synthetic action dataset")
@@ -199,11 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    errors = (ValueError, FileNotFoundError, FileExistsError, ImportError)
+    return run_command(lambda: args.func(args), "error", errors)
 
 
 if __name__ == "__main__":

@@ -439,57 +439,25 @@ def convert_video(
     ``width``, ``upsample``, ``interpolation``, ``threshold``, ``mean_firing_rate`` (spikes per
     pixel per spike frame).
     """
-    from tqdm.auto import tqdm
-
-    if int(upsample) != upsample or upsample < 1:
-        raise ValueError(f"upsample must be an integer >= 1, got {upsample!r}")
-    if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
-    if int(chunk_frames) != chunk_frames or chunk_frames < 1:
-        raise ValueError(f"chunk_frames must be an integer >= 1, got {chunk_frames!r}")
-    _check_mode(crop)
-    size = _check_size(size)
-    _check_max_frames(max_frames)
-    if size is not None:
-        frame_bytes(*size)  # H*W must be a multiple of 8: fail before touching the video
+    size = _check_convert_args(upsample, size, crop, interpolation, max_frames, chunk_frames)
     src_path, dst_path = Path(src), Path(dst)
-
     cap, meta = _open_video(src_path)
     frames = _read_frames(cap, src_path, size, crop, max_frames)
     try:
-        if size is None and meta["height"] > 0 and meta["width"] > 0:
-            try:
-                frame_bytes(meta["height"], meta["width"])
-            except ValueError as err:
-                raise ValueError(f"{src_path}: {err}; pass size=(H, W) to crop or resize") from None
-        first = next(frames)  # raises ValueError for a video without frames
+        first = _first_frame(frames, meta, size, src_path)
         height, width = first.shape
-        try:
-            frame_bytes(height, width)
-        except ValueError as err:
-            raise ValueError(f"{src_path}: {err}; pass size=(H, W) to crop or resize") from None
-
         total = meta["frame_count"] or None
         if total is not None and max_frames is not None:
             total = min(total, max_frames)
-        bar = tqdm(total=total, unit="frame", desc=src_path.name, disable=not progress)
-        source_frames = 0
-
-        def counted() -> Iterator[np.ndarray]:
-            nonlocal source_frames
-            for frame in _chain_first(first, frames):
-                source_frames += 1
-                bar.update(1)
-                yield frame
-
-        upsampled = iter_upsampled(counted(), int(upsample), interpolation)
-        chunks = _chunked(upsampled, int(chunk_frames), (height, width))
-        spikes_total = 0
-        with bar, DatWriter(dst_path, height, width) as writer:
-            for spikes in simulate_chunks(chunks, threshold, alpha, seed, dark_rate):
-                writer.write(spikes)
-                spikes_total += int(np.count_nonzero(spikes))
-            spike_frames = writer.frames_written
+        source_frames, spike_frames, spikes_total = _write_spikes(
+            _chain_first(first, frames),
+            dst_path,
+            int(upsample),
+            interpolation,
+            int(chunk_frames),
+            (threshold, alpha, seed, dark_rate),
+            (total, src_path.name if progress else None),
+        )
     finally:
         frames.close()  # releases the capture even on error
 
@@ -507,6 +475,84 @@ def convert_video(
         "threshold": float(threshold),
         "mean_firing_rate": spikes_total / (spike_frames * height * width),
     }
+
+
+def _check_convert_args(
+    upsample: int,
+    size: tuple[int, int] | None,
+    crop: str,
+    interpolation: str,
+    max_frames: int | None,
+    chunk_frames: int,
+) -> tuple[int, int] | None:
+    """One-line errors for bad :func:`convert_video` arguments, before the video is opened."""
+    if int(upsample) != upsample or upsample < 1:
+        raise ValueError(f"upsample must be an integer >= 1, got {upsample!r}")
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
+    if int(chunk_frames) != chunk_frames or chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be an integer >= 1, got {chunk_frames!r}")
+    _check_mode(crop)
+    size = _check_size(size)
+    _check_max_frames(max_frames)
+    if size is not None:
+        frame_bytes(*size)  # H*W must be a multiple of 8: fail before touching the video
+    return size
+
+
+def _first_frame(
+    frames: Iterator[np.ndarray], meta: dict[str, float], size: Any, src_path: Path
+) -> np.ndarray:
+    """The first frame; a one-line error if the frame size cannot be stored (H*W % 8)."""
+    if size is None and meta["height"] > 0 and meta["width"] > 0:
+        try:
+            frame_bytes(meta["height"], meta["width"])
+        except ValueError as err:
+            raise ValueError(f"{src_path}: {err}; pass size=(H, W) to crop or resize") from None
+    first = next(frames)  # raises ValueError for a video without frames
+    try:
+        frame_bytes(*first.shape)
+    except ValueError as err:
+        raise ValueError(f"{src_path}: {err}; pass size=(H, W) to crop or resize") from None
+    return first
+
+
+def _write_spikes(
+    frames: Iterator[np.ndarray],
+    dst_path: Path,
+    upsample: int,
+    interpolation: str,
+    chunk_frames: int,
+    camera: tuple[float, float, int | None, float],
+    bar_spec: tuple[int | None, str | None],
+) -> tuple[int, int, int]:
+    """Upsample ``frames``, run the camera (``threshold, alpha, seed, dark_rate``) and write
+    ``dst_path``; ``(source frames, spike frames, spikes)``. ``bar_spec``: the progress bar's
+    total and label (label ``None``: no bar)."""
+    from tqdm.auto import tqdm
+
+    first = next(frames)
+    height, width = first.shape
+    total, label = bar_spec
+    bar = tqdm(total=total, unit="frame", desc=label, disable=label is None)
+    source_frames = 0
+
+    def counted() -> Iterator[np.ndarray]:
+        nonlocal source_frames
+        for frame in _chain_first(first, frames):
+            source_frames += 1
+            bar.update(1)
+            yield frame
+
+    upsampled = iter_upsampled(counted(), upsample, interpolation)
+    chunks = _chunked(upsampled, chunk_frames, (height, width))
+    spikes_total = 0
+    with bar, DatWriter(dst_path, height, width) as writer:
+        for spikes in simulate_chunks(chunks, *camera):
+            writer.write(spikes)
+            spikes_total += int(np.count_nonzero(spikes))
+        spike_frames = writer.frames_written
+    return source_frames, spike_frames, spikes_total
 
 
 def _chain_first(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
