@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from fsve.cli import Parser, run_command
+from fsve.cli import Parser, positive_int, run_command
 from fsve.eval.evaluate import evaluate_checkpoint, write_row
 
 __all__ = ["main"]
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=["train", "val", "test"], default="test")
     parser.add_argument("--out", type=Path, default=None, help="write the row to .json or .csv")
     parser.add_argument("--template", default="a video of an object {}", help="class prompt")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     args = parser.parse_args(argv)

@@ -48,7 +48,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fsve.cli import Parser, run_command
+from fsve.cli import Parser, positive_int, run_command
 from fsve.fewshot.methods import DEFAULT_METHOD, METHODS, REAL_DATA
 from fsve.fewshot.run import run_fewshot
 from fsve.fewshot.summary import check_target, plot_fewshot, summarize
@@ -63,16 +63,18 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("checkpoint", type=Path, help="teacher or FSVE checkpoint")
-    parser.add_argument("--shots", type=int, nargs="+", default=[2, 4, 6, 8], help="k per class")
+    parser.add_argument(
+        "--shots", type=positive_int, nargs="+", default=[2, 4, 6, 8], help="k per class"
+    )
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the shot draw"
     )
     parser.add_argument("--method", choices=list(METHODS), default=DEFAULT_METHOD, help="see above")
     parser.add_argument("--data", type=Path, default=REAL_DATA, help="shifted-domain dataset")
     parser.add_argument("--out", type=Path, default=None, help="default runs/fewshot/<ckpt stem>")
-    parser.add_argument("--epochs", type=int, default=None, help="default: the method's")
+    parser.add_argument("--epochs", type=positive_int, default=None, help="default: the method's")
     parser.add_argument("--lr", type=float, default=None, help="default: the method's")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args(argv)
     return run_command(lambda: _run(args), "error", (ValueError, FileNotFoundError, ImportError))
@@ -82,8 +84,6 @@ def _run(args: argparse.Namespace) -> int:
     from fsve.train.history import write_metrics_csv
 
     out = args.out or Path("runs/fewshot") / args.checkpoint.stem
-    if args.batch_size < 1 or (args.epochs is not None and args.epochs < 1):
-        raise ValueError("--epochs and --batch-size must be >= 1")
     if args.lr is not None and not args.lr > 0:
         raise ValueError("--lr must be > 0")
     rows = run_fewshot(

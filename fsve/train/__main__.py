@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from fsve.cli import Parser, run_command
+from fsve.cli import Parser, positive_int, run_command
 from fsve.train.common import RECIPES, read_config_arg
 from fsve.train.distill import cmd_distill
 from fsve.train.distributed import DistEnv, cleanup_distributed, setup_distributed
@@ -46,8 +46,10 @@ def add_common(p: argparse.ArgumentParser, out: str) -> None:
     """Flags shared by the subcommands."""
     p.add_argument("--data", type=Path, default=Path("data/synth"), help="dataset folder")
     p.add_argument("--out", type=Path, default=Path(out), help="run folder")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default: from the recipe)")
-    p.add_argument("--batch-size", type=int, default=None, help="global batch size")
+    p.add_argument(
+        "--epochs", type=positive_int, default=None, help="epochs (default: from the recipe)"
+    )
+    p.add_argument("--batch-size", type=positive_int, default=None, help="global batch size")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate")
     p.add_argument("--seed", type=int, default=None, help="seed (default 0)")
     p.add_argument(
@@ -60,7 +62,10 @@ def add_common(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda if any")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch CPU threads (default: torch's choice)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -114,8 +119,6 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> int:
         nonlocal env
         if args.threads is not None:
-            if args.threads < 1:
-                raise ValueError(f"--threads must be >= 1, got {args.threads}")
             torch.set_num_threads(args.threads)
         env = setup_distributed(args.device)
         return args.func(args, env)
