@@ -22,6 +22,8 @@ from fsve.data.synth import (
     render_sample,
     sample_seed,
 )
+from fsve.data.synth import generate as synth_generate
+from fsve.data.synth import render as synth_render
 
 KEYS = [c.key for c in CLASSES]
 TINY = SynthConfig(
@@ -115,7 +117,7 @@ def test_shapes_and_dtypes() -> None:
 def test_chunked_rendering_matches(monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = SynthConfig(height=16, width=24, frames=40, domain="real")
     whole = make_sample(4, 11, cfg)[0]
-    monkeypatch.setattr(synth, "_CHUNK_ELEMENTS", 16 * 24 * 7)  # 7 frames a chunk
+    monkeypatch.setattr(synth_render, "CHUNK_ELEMENTS", 16 * 24 * 7)  # 7 frames a chunk
     np.testing.assert_array_equal(make_sample(4, 11, cfg)[0], whole)
 
 
@@ -373,7 +375,7 @@ def test_generate_skips_existing_and_overwrites(tmp_path, monkeypatch) -> None:
     def boom(job):
         raise RuntimeError("regenerated")
 
-    monkeypatch.setattr(synth, "_write_sample", boom)
+    monkeypatch.setattr(synth_generate, "_write_sample", boom)
     assert generate_dataset(tmp_path, TINY, progress=False) == out  # skipped
     assert file.stat().st_mtime_ns == stamp
     file.unlink()  # an incomplete folder is rebuilt

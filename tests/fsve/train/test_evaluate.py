@@ -8,7 +8,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from fsve.models.text import WordTokenizer
 from fsve.eval.metrics import (
     encode_texts,
     encode_videos,
@@ -17,6 +16,7 @@ from fsve.eval.metrics import (
     target_ranks,
     topk_accuracy,
 )
+from fsve.models.text import WordTokenizer
 
 # 4 samples x 3 classes; ranks are pessimistic (ties count against the label)
 LOGITS = torch.tensor(

@@ -242,8 +242,7 @@ def test_detached_video_trains_text_on_text_terms_and_video_on_anchors(tiny_data
     """detach_video: video-encoder gradients come from the anchor term alone, text-encoder
     gradients from the caption and prompt terms alone."""
     from fsve.data.dataset import collate
-    from fsve.train.losses import class_anchors
-    from fsve.train.losses import zero_shot_logits
+    from fsve.train.losses import class_anchors, zero_shot_logits
 
     model, cfg, tok, _, train = setup(tiny_data)
     bank = prompt_bank(tok, train.class_names, PROMPT_TEMPLATES[:1], cfg.text.context_length)
