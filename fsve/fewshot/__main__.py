@@ -63,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("checkpoint", type=Path, help="teacher or FSVE checkpoint")
-    parser.add_argument(
-        "--shots", type=positive_int, nargs="+", default=[2, 4, 6, 8], help="k per class"
-    )
+    parser.add_argument("--shots", type=int, nargs="+", default=[2, 4, 6, 8], help="k per class")
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the shot draw"
     )
