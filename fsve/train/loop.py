@@ -43,6 +43,7 @@ from fsve.checkpoint import load_checkpoint, save_checkpoint
 from fsve.data.dataset import collate
 from fsve.train.distributed import DistEnv, all_reduce
 from fsve.train.history import plot_curves, write_metrics_csv
+from fsve.train.losses import PROMPT_TEMPLATES, StclPromptLoss  # noqa: F401 (named in --help texts)
 from fsve.train.seeding import epoch_seed, get_rng_state, seed_everything, set_rng_state
 
 __all__ = [
@@ -161,7 +162,7 @@ def fit(
     out = Path(out_dir)
     _check_inputs(cfg, train_set, env, checkpoint_meta)
     run = _start(model, loss_fn, train_set, cfg, env, out / LAST, resume)
-    run.augment = augment
+    run.augment = augment  # applied by _train_epoch after moving a batch to the device
     for epoch in range(run.start_epoch, cfg.epochs):
         loader = _loader(train_set, cfg, epoch, env)
         model.train()
