@@ -43,6 +43,7 @@ from export.nir.exporter import NIRExport, to_nir
 from export.nir.host import (
     HOST_FORMAT,
     HostESDSA,
+    HostOp,
     HostProgram,
     HostReadout,
     host_path_for,
@@ -80,6 +81,7 @@ __all__ = [
     "CheckpointExport",
     "ExportError",
     "HostESDSA",
+    "HostOp",
     "HostProgram",
     "HostReadout",
     "LayerComparison",

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import nir
 import numpy as np
 from torch import nn
 
-from export.nir.builder import Builder, Value, join
+from export.nir.builder import Builder, Converter, Value, join
 from export.nir.errors import fail
 from export.nir.host import HostESDSA, to_tokens
 from export.nir.partition import BoundaryTensor
@@ -100,7 +97,7 @@ def convert_visual(b: Builder, m: SpikingVisualEncoder, name: str, x: Value) -> 
 
 
 # module type -> converter (looked up along the MRO by :func:`export.nir.converters.lookup`)
-COMPOSITE_CONVERTERS: dict[type, Callable[[Builder, Any, str, Value], Value]] = {
+COMPOSITE_CONVERTERS: dict[type, Converter] = {
     nn.Sequential: _sequential,
     ConvTDBN: _conv_tdbn,
     MSBlock: _ms_block,

@@ -29,7 +29,30 @@ def to_grid(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     return x.transpose(2, 3).unflatten(3, grid)  # [T, B, N, C] -> [T, B, C, h, w]
 
 
-class HostESDSA(nn.Module):
+class HostOp(nn.Module):
+    """A host op of a split model: reads the graph nodes ``inputs``, produces ``output``.
+
+    ``feeds_graph``: ``output`` is a graph Input node (else a final output of the split model).
+    ``spec()`` gives the op as plain values and tensors, ``from_spec`` rebuilds it.
+    """
+
+    kind: str
+    feeds_graph: bool
+    name: str
+    inputs: tuple[str, ...]
+    output: str
+
+    def spec_head(self) -> dict[str, Any]:
+        """The fields every op's spec starts with."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "inputs": list(self.inputs),
+            "output": self.output,
+        }
+
+
+class HostESDSA(HostOp):
     """Host part of one E-SDSA (Eq. 10-11): spikes Q, K, V -> SN(A V_S) spikes, NIR layout.
 
     Repeats :class:`~fsve.nn.attention.ESDSA` from its SN/SN' outputs on: counts ``Q K^T`` per
@@ -73,10 +96,7 @@ class HostESDSA(nn.Module):
 
     def spec(self) -> dict[str, Any]:
         return {
-            "kind": self.kind,
-            "name": self.name,
-            "inputs": list(self.inputs),
-            "output": self.output,
+            **self.spec_head(),
             "heads": self.heads,
             "grid": list(self.grid),
             "count_threshold": self.count_threshold.cpu(),
@@ -96,7 +116,7 @@ class HostESDSA(nn.Module):
         )
 
 
-class HostReadout(nn.Module):
+class HostReadout(HostOp):
     """FSVE head on the host: final spikes ``[T, B, C, h, w]`` -> embedding ``[B, D]``.
 
     Firing rate per channel over time and tokens, then ``proj`` (the one rate-coded layer,
@@ -128,10 +148,7 @@ class HostReadout(nn.Module):
 
     def spec(self) -> dict[str, Any]:
         return {
-            "kind": self.kind,
-            "name": self.name,
-            "inputs": list(self.inputs),
-            "output": self.output,
+            **self.spec_head(),
             "grid": list(self.grid),
             "weight": self.weight.cpu(),
             "bias": None if self.bias is None else self.bias.cpu(),
@@ -144,7 +161,7 @@ class HostReadout(nn.Module):
         )
 
 
-HOST_OPS: dict[str, type[nn.Module]] = {"esdsa": HostESDSA, "readout": HostReadout}
+HOST_OPS: dict[str, type[HostOp]] = {"esdsa": HostESDSA, "readout": HostReadout}
 
 
 class HostProgram(nn.Module):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import nir
 import numpy as np
 import torch
 from torch import nn
 
-from export.nir.builder import WEIGHTED_TYPES, Builder, Value, per_step, to_numpy
+from export.nir.builder import WEIGHTED_TYPES, Builder, Converter, Value, per_step, to_numpy
 from export.nir.errors import ExportError, fail
 from export.nir.neurons import THRESHOLD_CONVENTION, lif_to_nir, nir_threshold
 from fsve.nn.attention import SN, AttentionSN, SpikeMatmul
@@ -291,7 +290,7 @@ def _host_only(b: Builder, m: nn.Module, name: str, x: Value) -> Value:
 
 
 # module type -> converter (looked up along the MRO by :func:`export.nir.converters.lookup`)
-LEAF_CONVERTERS: dict[type, Callable[[Builder, Any, str, Value], Value]] = {
+LEAF_CONVERTERS: dict[type, Converter] = {
     nn.Conv2d: _conv2d,
     nn.Linear: _linear,
     nn.modules.batchnorm._BatchNorm: _batchnorm,
@@ -305,7 +304,7 @@ LEAF_CONVERTERS: dict[type, Callable[[Builder, Any, str, Value], Value]] = {
     SpikeMatmul: _host_only,
 }
 # SpikingJelly class name -> converter (SpikingJelly is optional: matched by name, not type)
-SPIKINGJELLY_CONVERTERS: dict[str, Callable[[Builder, Any, str, Value], Value]] = {
+SPIKINGJELLY_CONVERTERS: dict[str, Converter] = {
     "LIFNode": _sj_neuron,
     "IFNode": _sj_neuron,
     "Dropout": _identity,
