@@ -38,6 +38,7 @@ Modules: :mod:`~export.nir.neurons` (neuron mapping), :mod:`~export.nir.partitio
 
 from export.graph import DT_S
 from export.nir.cli import main
+from export.nir.converters import CONVERTERS
 from export.nir.errors import ExportError
 from export.nir.exporter import NIRExport, to_nir
 from export.nir.host import (
@@ -73,6 +74,7 @@ from export.nir.verify import (
 )
 
 __all__ = [
+    "CONVERTERS",
     "DEFAULT_TEMPLATE",
     "DT_S",
     "HOST_FORMAT",
