@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from export.nir.pipeline import ACCUMULATE, export_checkpoint
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(lambda: _run(args), "error", (ValueError, FileNotFoundError, OSError))
 
 
-def _run(args) -> int:
+def _run(args: argparse.Namespace) -> int:
     res = export_checkpoint(
         args.checkpoint,
         args.out,
