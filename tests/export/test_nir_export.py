@@ -342,6 +342,35 @@ def test_cli_exports_and_reports(micro_fsve, tiny_data, tmp_path, capsys):
     assert "no dataset" in capsys.readouterr().err
 
 
+def test_export_checkpoint_returns_what_it_wrote(micro_fsve, tiny_data, tmp_path):
+    from export.nir import export_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "fsve.pt", "fsve", micro_fsve.cfg, micro_fsve.state_dict())
+    res = export_checkpoint(
+        ckpt, tmp_path / "f.nir", data=tiny_data, samples=4, batch_size=4, verify=False
+    )
+    assert res.samples == 4
+    assert res.nir_path == tmp_path / "f.nir" and res.host_path == tmp_path / "f.host.pt"
+    assert res.report["text"].read_text() == res.text
+    assert "Boundary tensors" in res.text and "Equivalence" not in res.text
+    assert res.report["boundary"].is_file() and not res.report["layers"].exists()
+    assert set(res.comparison.traffic) == {t.name for t in res.export.partition.boundary}
+    with pytest.raises(ValueError, match="must end in .nir"):
+        export_checkpoint(ckpt, tmp_path / "f.txt", data=tiny_data)
+
+
+@pytest.mark.parametrize("module", ["export.nir", "export.sim"])
+def test_module_entry_points(module):
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0 and run.stderr == ""
+    assert run.stdout.startswith(f"usage: python -m {module} ")
+
+
 @pytest.mark.slow
 def test_fsve_tiny_on_the_builtin_test_split(tmp_path, capsys, calibrated):
     from pathlib import Path

@@ -1,0 +1,248 @@
+"""The host program of a split model (E-SDSA products, FSVE readout) and the files it lives in."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import nir
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fsve.io import atomic_write_bytes
+
+HOST_FORMAT = "fsve-nir-host"  # format tag of the host program file OUT.host.pt
+HOST_VERSION = 1
+
+
+def to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """Maps ``[T, B, C, h, w]`` as tokens ``[T, B, N = h*w, C]``."""
+    return x.flatten(3).transpose(2, 3)  # [T, B, C, h, w] -> [T, B, N = h*w, C]
+
+
+def to_grid(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Tokens ``[T, B, N, C]`` as maps ``[T, B, C, h, w]`` (``grid = (h, w)``)."""
+    return x.transpose(2, 3).unflatten(3, grid)  # [T, B, N, C] -> [T, B, C, h, w]
+
+
+class HostOp(nn.Module):
+    """A host op of a split model: reads the graph nodes ``inputs``, produces ``output``.
+
+    ``feeds_graph``: ``output`` is a graph Input node (else a final output of the split model).
+    ``spec()`` gives the op as plain values and tensors, ``from_spec`` rebuilds it.
+    """
+
+    kind: str
+    feeds_graph: bool
+    name: str
+    inputs: tuple[str, ...]
+    output: str
+
+    def spec_head(self) -> dict[str, Any]:
+        """The fields every op's spec starts with."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "inputs": list(self.inputs),
+            "output": self.output,
+        }
+
+
+class HostESDSA(HostOp):
+    """Host part of one E-SDSA (Eq. 10-11): spikes Q, K, V -> SN(A V_S) spikes, NIR layout.
+
+    Repeats :class:`~fsve.nn.attention.ESDSA` from its SN/SN' outputs on: counts ``Q K^T`` per
+    head, ``A = 1(counts - V_th/scale >= 0)`` (Eq. 11), ``A V``, ``1(A V - V_th' >= 0)`` with
+    the fixed eval thresholds. Products of spikes are integer counts, exact in float.
+    Inputs and output ``[T, B, C, h, w]``.
+    """
+
+    kind = "esdsa"
+
+    def __init__(
+        self,
+        name: str,
+        inputs: tuple[str, str, str],
+        output: str,
+        heads: int,
+        grid: tuple[int, int],
+        count_threshold: torch.Tensor,
+        out_threshold: torch.Tensor,
+    ) -> None:
+        super().__init__()
+        self.name, self.inputs, self.output = name, tuple(inputs), output
+        self.heads, self.grid = int(heads), (int(grid[0]), int(grid[1]))
+        self.register_buffer("count_threshold", count_threshold.detach().clone())  # [heads]
+        self.register_buffer("out_threshold", out_threshold.detach().clone())  # [C]
+
+    feeds_graph = True
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        d = x.shape[-1] // self.heads
+        return x.unflatten(-1, (self.heads, d)).transpose(2, 3)  # [T, B, h, N, d]
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        q, k, v = (self._heads(to_tokens(t)) for t in (q, k, v))
+        counts = torch.matmul(q, k.transpose(-2, -1))  # [T, B, h, N, N] integer counts
+        thr = self.count_threshold.to(counts.dtype).view(1, 1, -1, 1, 1)
+        a = (counts - thr >= 0).to(counts.dtype)  # SN' (Eq. 10-11)
+        y = torch.matmul(a, v).transpose(2, 3).flatten(-2)  # [T, B, N, C] counts
+        o = (y - self.out_threshold.to(y.dtype) >= 0).to(y.dtype)  # out SN
+        return to_grid(o, self.grid).contiguous()
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            **self.spec_head(),
+            "heads": self.heads,
+            "grid": list(self.grid),
+            "count_threshold": self.count_threshold.cpu(),
+            "out_threshold": self.out_threshold.cpu(),
+        }
+
+    @classmethod
+    def from_spec(cls, s: Mapping[str, Any]) -> HostESDSA:
+        return cls(
+            s["name"],
+            tuple(s["inputs"]),
+            s["output"],
+            s["heads"],
+            tuple(s["grid"]),
+            s["count_threshold"],
+            s["out_threshold"],
+        )
+
+
+class HostReadout(HostOp):
+    """FSVE head on the host: final spikes ``[T, B, C, h, w]`` -> embedding ``[B, D]``.
+
+    Firing rate per channel over time and tokens, then ``proj`` (the one rate-coded layer,
+    :data:`~fsve.models.student.SPIKE_DRIVEN_EXCEPTIONS`).
+    """
+
+    kind = "readout"
+    feeds_graph = False
+
+    def __init__(
+        self,
+        name: str,
+        inputs: tuple[str],
+        output: str,
+        grid: tuple[int, int],
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+    ) -> None:
+        super().__init__()
+        self.name, self.inputs, self.output = name, tuple(inputs), output
+        self.grid = (int(grid[0]), int(grid[1]))
+        self.register_buffer("weight", weight.detach().clone())  # [D, C]
+        self.register_buffer("bias", None if bias is None else bias.detach().clone())  # [D]
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        rates = to_tokens(features).mean(dim=(0, 2))  # [B, C]
+        w = self.weight.to(rates.dtype)
+        return F.linear(rates, w, None if self.bias is None else self.bias.to(rates.dtype))
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            **self.spec_head(),
+            "grid": list(self.grid),
+            "weight": self.weight.cpu(),
+            "bias": None if self.bias is None else self.bias.cpu(),
+        }
+
+    @classmethod
+    def from_spec(cls, s: Mapping[str, Any]) -> HostReadout:
+        return cls(
+            s["name"], tuple(s["inputs"]), s["output"], tuple(s["grid"]), s["weight"], s["bias"]
+        )
+
+
+HOST_OPS: dict[str, type[HostOp]] = {"esdsa": HostESDSA, "readout": HostReadout}
+
+
+class HostProgram(nn.Module):
+    """The host side of a split model: ordered host ops and the graph input convention.
+
+    ``input_layout`` is ``"clip"`` (FSVE: ``[B, K, F, H, W]`` clips, time = sub-blocks) or
+    ``"time_first"`` (``[T, B, ...]``). Ops with ``feeds_graph`` produce a graph Input node from
+    graph Output nodes; the others produce final outputs from graph outputs.
+    """
+
+    def __init__(
+        self,
+        ops: Iterable[nn.Module] = (),
+        input_name: str = "input",
+        input_layout: str = "time_first",
+    ) -> None:
+        super().__init__()
+        if input_layout not in ("clip", "time_first"):
+            raise ValueError(f"input_layout must be 'clip' or 'time_first', got {input_layout!r}")
+        self.ops = nn.ModuleList(ops)
+        self.input_name, self.input_layout = input_name, input_layout
+
+    def graph_input(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The model input as the graph's time-first input ``[T, B, ...]``."""
+        x = torch.as_tensor(x)
+        if self.input_layout == "clip":
+            if x.ndim != 5:
+                raise ValueError(f"expected clips [B, K, F, H, W], got {tuple(x.shape)}")
+            x = x.transpose(0, 1)  # [T = K, B, F, H, W]
+        return x.to(dtype)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": HOST_FORMAT,
+            "version": HOST_VERSION,
+            "input_name": self.input_name,
+            "input_layout": self.input_layout,
+            "ops": [op.spec() for op in self.ops],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> HostProgram:
+        if d.get("format") != HOST_FORMAT or d.get("version") != HOST_VERSION:
+            raise ValueError(
+                f"not a host program (format {d.get('format')!r} version {d.get('version')!r};"
+                f" expected {HOST_FORMAT!r} {HOST_VERSION})"
+            )
+        ops = []
+        for s in d["ops"]:
+            if s.get("kind") not in HOST_OPS:
+                raise ValueError(f"unknown host op kind {s.get('kind')!r}")
+            ops.append(HOST_OPS[s["kind"]].from_spec(s))
+        return cls(ops, d["input_name"], d["input_layout"])
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write atomically with ``torch.save`` (tensors and plain values only)."""
+        path = Path(path)
+        buf = io.BytesIO()
+        torch.save(self.to_dict(), buf)
+        atomic_write_bytes(path, buf.getvalue())
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> HostProgram:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such host program")
+        return cls.from_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def write_nir(path: str | os.PathLike, graph: nir.NIRGraph) -> Path:
+    """``nir.write`` atomically, then ``nir.read`` it back with its type check."""
+    path = Path(path)
+    buf = io.BytesIO()
+    nir.write(buf, graph)
+    atomic_write_bytes(path, buf.getvalue())
+    nir.read(path)  # loads and type-checks, or raises
+    return path
+
+
+def host_path_for(nir_path: str | os.PathLike) -> Path:
+    """Where the host program of ``OUT.nir`` lives: ``OUT.host.pt``."""
+    p = Path(nir_path)
+    return p.with_name(p.stem + ".host.pt")
