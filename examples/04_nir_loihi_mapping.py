@@ -9,10 +9,10 @@ untrained FSVE ``tiny`` calibrated on a few train clips, as in example 3):
 2. simulation: the saved graph in the float NIR simulator :mod:`export.sim` plus the host
    program (:class:`export.nir.SplitModel`), spike for spike against the PyTorch model
    (:func:`export.nir.compare_split`);
-3. Loihi fixed point (:mod:`export.loihi`): ranges from a float run on train clips
-   (:func:`~export.loihi.layer_ranges`), quantisation to Loihi registers (8-bit weights +
-   exponent, 12-bit decays, 24-bit states; :func:`~export.loihi.quantize`), the bit-exact
-   fixed-point run (:func:`~export.loihi.simulate_quantized`) and its agreement with float;
+3. Loihi fixed point (:func:`export.loihi.compare_fixed_point`, the pipeline of
+   ``python -m export.loihi``): ranges from a float run on train clips, quantisation to Loihi
+   registers (8-bit weights + exponent, 12-bit decays, 24-bit states), the bit-exact
+   fixed-point run and its agreement with float;
 4. mapping (:mod:`export.mapping`): cores, synapses, memory and spike messages per step on
    Loihi 2 (and Loihi 1 for comparison), written as ``mapping/mapping.csv`` + ``mapping.txt``.
 
@@ -30,20 +30,13 @@ import time
 from pathlib import Path
 
 import nir
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from export.loihi import (
-    QuantConfig,
-    agreement_rows,
-    layer_ranges,
-    quantize,
-    simulate_quantized,
-)
+from export.loihi import compare_fixed_point
 from export.mapping import layer_rows, map_graph, report_text, spike_rates, write_report
 from export.nir import SplitModel, compare_split, graph_summary, to_nir
-from export.sim import NEURON_TYPES, HostCall
+from export.sim import NEURON_TYPES
 from fsve.checkpoint import load_model, save_checkpoint
 from fsve.data.dataset import SpikeDataset, WindowSpec, collate
 from fsve.data.synth import SynthConfig, generate_dataset
@@ -132,43 +125,33 @@ def main(argv: list[str] | None = None) -> int:
     for name, (n_spikes, steps, peak) in cmp.traffic.items():
         print(f"   {name}: {n_spikes / steps:.1f} spikes per sample and step (max {peak})")
 
-    # 3. Loihi fixed point. Calibration: the largest |u| and v of every layer on train clips
-    #    pick each layer's threshold mantissa (headroom 2 below the 24-bit limit).
+    # 3. Loihi fixed point, the pipeline of `python -m export.loihi`: ranges of every layer's
+    #    |u| and v from a float run on the train clips pick its threshold mantissa (headroom 2
+    #    below the 24-bit limit); the quantised graph then runs bit-exactly beside the float
+    #    model, host ops (E-SDSA, readout) in float within each fixed-point step.
     t0 = time.perf_counter()
-    host = split.host
-    neurons = split.sim.neuron_nodes()
-    stateful = [n for n in neurons if not isinstance(split.sim.nodes[n], nir.Threshold)]
-    rec = split.run(calib, record="all", states=stateful)
-    ranges = layer_ranges(graph, {k: v.numpy() for k, v in rec.items()}, export.dt_s)
-    q = quantize(graph, ranges, QuantConfig(), export.dt_s)
-    worst = max(q.rows(), key=lambda r: r["weight_rel_err_max"])
+    fixed = compare_fixed_point(
+        nir_path,
+        data=data,
+        checkpoint=ckpt,
+        samples=samples,
+        batch_size=samples,
+        calibration=calib_n,
+        local=False,
+    )
+    worst = max(fixed.quantized.rows(), key=lambda r: r["weight_rel_err_max"])
     print(
-        f"\n3. quantised {len(q.layers)} layers; largest weight error"
+        f"\n3. quantised {len(fixed.quantized.layers)} layers; largest weight error"
         f" {100 * worst['weight_rel_err_max']:.2f}% ({worst['layer']})"
     )
-    # Host ops that feed the graph (E-SDSA) run in float within each fixed-point step.
-    calls = {
-        op.output: HostCall(tuple(op.inputs), lambda d, op=op: op(*(d[n] for n in op.inputs)))
-        for op in host.ops
-        if op.feeds_graph
-    }
-    readout = next(op for op in host.ops if not op.feeds_graph)  # spikes -> embedding
-    float_run = split.run(test, record=list(q.layers))
-    x_int = host.graph_input(test, torch.float32).numpy().astype(np.int64)  # [T, B, F, H, W]
-    fixed = simulate_quantized(q, {host.input_name: x_int}, align=True, host=calls)
-    float_spikes = {n: float_run[n].numpy().astype(np.int8) for n in q.layers}
-    rows = agreement_rows(q, float_spikes, fixed.values, fixed.counts)
-    with torch.no_grad():
-        emb_fixed = readout(*(torch.from_numpy(fixed.values[n]).float() for n in readout.inputs))
-    emb_float = float_run[readout.output]
-    cosine = F.cosine_similarity(emb_float, emb_fixed, dim=-1)  # [B]
-    neuron_steps = sum(float_spikes[n].size for n in q.layers)
-    agreement = sum(r["agreement_pct"] * float_spikes[r["layer"]].size for r in rows) / neuron_steps
+    rows = fixed.agreement["aligned"]  # per layer: spikes, agreement, saturations
+    agreement = fixed.summary[1]["agreement_pct"]  # over every neuron-step
+    spikes_float, spikes_fixed = fixed.spikes
+    cosine = F.cosine_similarity(fixed.embeddings["float"], fixed.embeddings["aligned"], dim=-1)
     print(
         f"   float vs fixed point: {agreement:.3f}% of neuron-steps agree; spikes float"
-        f" {sum(r['float_spikes'] for r in rows)}, fixed {sum(r['fixed_spikes'] for r in rows)};"
-        f" u wrapped {sum(r['u_wrapped'] for r in rows)}, v saturated"
-        f" {sum(r['v_saturated'] for r in rows)}"
+        f" {spikes_float}, fixed {spikes_fixed}; u wrapped {fixed.summary[1]['u_wrapped']},"
+        f" v saturated {fixed.summary[1]['v_saturated']}"
     )
     print(
         f"   embedding cosine(float, fixed): mean {float(cosine.mean()):.4f}, min"
