@@ -103,6 +103,15 @@ class _Source:
     model: Any  # FSVE (class prompts, clip window) or None
     ckpt: Any  # its checkpoint dict (tokenizer) or None
 
+    def window(self) -> Any:
+        """The clip window of the model (the dataset's default without one)."""
+        from fsve.data.dataset import WindowSpec
+
+        if self.model is None:
+            return WindowSpec()
+        cfg = self.model.cfg
+        return WindowSpec(num_blocks=cfg.num_blocks, radius=cfg.block_frames // 2)
+
 
 def _load(path: Path, checkpoint: str | os.PathLike | None) -> _Source:
     import nir
@@ -160,17 +169,13 @@ def compare_fixed_point(
         clip_batches,
         to_nir,
     )
-    from fsve.data.dataset import SpikeDataset, WindowSpec
+    from fsve.data.dataset import SpikeDataset
 
     data = Path(data)
     require_dataset(data)
     src = _load(Path(model_or_graph), checkpoint)
-    window = WindowSpec()
-    if src.model is not None:
-        cfg = src.model.cfg
-        window = WindowSpec(num_blocks=cfg.num_blocks, radius=cfg.block_frames // 2)
-    dataset = SpikeDataset(data, split, window=window)
-    calib_set = SpikeDataset(data, "train", window=window)
+    dataset = SpikeDataset(data, split, window=src.window())
+    calib_set = SpikeDataset(data, "train", window=src.window())
     samples = len(dataset) if samples is None else min(samples, len(dataset))
     calib = next(iter(clip_batches(calib_set, min(calibration, len(calib_set)), calibration)))
     if src.graph is None:
