@@ -14,6 +14,8 @@ each as it truncates their concatenation). NIR graphs quantised by :func:`export
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import h5py
@@ -339,8 +341,8 @@ def test_micro_fsve_partition(lava, loihi_graphs, micro_fsve, clips):
     are computed from agrees, they are what Lava's own outputs would give."""
     import torch
 
+    from export.loihi import host_calls
     from export.nir import SplitModel, to_nir
-    from export.sim import HostCall
 
     export = to_nir(micro_fsve, clips[:2])
     split = SplitModel(export.graph, export.host, accumulate=torch.float64)
@@ -348,11 +350,7 @@ def test_micro_fsve_partition(lava, loihi_graphs, micro_fsve, clips):
     rec = split.run(clips[:6], record="all", states=stateful)
     ranges = loihi_graphs.layer_ranges(export.graph, {k: v.numpy() for k, v in rec.items()})
     q = loihi_graphs.quantize(export.graph, ranges)
-    calls = {
-        op.output: HostCall(tuple(op.inputs), lambda d, op=op: op(*(d[n] for n in op.inputs)))
-        for op in export.host.ops
-        if op.feeds_graph
-    }
+    calls = host_calls(export.host)
     x = clips[6:7].transpose(0, 1).numpy().astype(np.int64)  # [T, 1, 61, 32, 32]
     run = loihi_graphs.simulate_quantized(q, x, align=False, host=calls, states=q.layers)
     graph = from_quantized(q)
@@ -509,3 +507,16 @@ def test_netx_refuses_join():
     )
     with pytest.raises(NetxError, match="'join' breaks the chain"):
         write_netx(graph, "unused.net")  # refused before any file is written
+
+
+def test_imports_without_torch_or_nir():
+    """export.lava and the bit widths it shares with export.loihi (export.fixed_point) import
+    where neither torch nor nir is installed, as under the Lava interpreter (no Lava needed)."""
+    from export.lava import REPO_ROOT
+
+    code = (
+        "import sys; sys.modules['torch'] = sys.modules['nir'] = None\n"
+        "import export.fixed_point, export.lava, export.lava.cli\n"
+        "assert export.lava.LIFQ(du=4095, dv=0, vth=1).vth == 1"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)

@@ -17,6 +17,7 @@ from export.loihi import (
     delay_one,
     dense_accumulate,
     effective_weights,
+    host_calls,
     layer_ranges,
     lif_fixed,
     main,
@@ -458,15 +459,13 @@ def test_unsupported_graphs_fail_with_one_line_errors():
 
 def test_micro_fsve_fixed_point_agrees_with_float(micro_fsve, clips):
     from export.nir import SplitModel, to_nir
-    from export.sim import HostCall
 
     export = to_nir(micro_fsve, clips[:2])
     split = SplitModel(export.graph, export.host, accumulate=torch.float64)
     stateful = [n for n in split.sim.neuron_nodes() if "sn" not in n.split(".")[-1]]
     rec = split.run(clips[:6], record="all", states=stateful)
     q = quantize(export.graph, layer_ranges(export.graph, {k: v.numpy() for k, v in rec.items()}))
-    calls = {op.output: HostCall(tuple(op.inputs), lambda d, op=op: op(*(d[n] for n in op.inputs)))
-             for op in export.host.ops if op.feeds_graph}  # fmt: skip
+    calls = host_calls(export.host)
     # Lava timing: the host's E-SDSA output is as deep as the spikes it reads, and the
     # projection it feeds adds one more Dense
     depth = q.depth(calls)
@@ -524,3 +523,40 @@ def test_cli_reports_float_and_fixed(micro_fsve, tiny_data, tmp_path, capsys):
     assert main([str(tmp_path / "none.pt"), "--data", str(tiny_data)]) == 2
     assert main([str(ckpt), "--data", str(tmp_path / "nodata")]) == 2
     assert "no dataset" in capsys.readouterr().err
+
+
+def test_cli_bad_counts_are_one_line_usage_errors(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["fsve.pt", "--samples", "0"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--samples" in err and "must be >= 1" in err
+
+
+def test_compare_fixed_point_from_python(micro_fsve, tiny_data, tmp_path):
+    """The pipeline behind the CLI, called directly: the report is made from what it returns;
+    Lava timing adds a summary row and a table, ``local=False`` leaves out the local
+    agreement, a checkpoint without a tokenizer has no Top-1."""
+    from export.loihi import compare_fixed_point, report_text, write_report
+    from fsve.checkpoint import save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "fsve.pt", "fsve", micro_fsve.cfg, micro_fsve.state_dict())
+    res = compare_fixed_point(ckpt, data=tiny_data, samples=2, batch_size=2, calibration=2,
+                              lava_timing=True, local=False)  # fmt: skip
+    assert [r["model"] for r in res.summary] == ["float", "fixed (aligned)", "fixed (lava)"]
+    assert res.samples == 2 and res.calibration == 2
+    assert res.prompt_template is None and res.summary[1]["top1_pct"] == "n/a"
+    assert set(res.agreement) == {"aligned", "lava"}
+    assert [r["layer"] for r in res.layers] == list(res.quantized.layers)
+    assert "agreement_local_pct" not in res.layers[0]
+    assert res.spikes[0] == sum(r["float_spikes"] for r in res.layers) > 0
+    shapes = {k: tuple(e.shape) for k, e in res.embeddings.items()}
+    assert set(shapes) == {"float", "aligned", "lava"} and len(set(shapes.values())) == 1
+    assert len(res.labels) == 2
+    text = report_text(res)
+    assert "Top-1: n/a (no class prompts)" in text and "Per layer (lava timing" in text
+    paths = write_report(res, tmp_path / "rep")
+    assert [p.name for p in paths] == ["loihi.txt", "loihi_summary.csv", "loihi_layers.csv"]
+    assert paths[0].read_text() == text
+    with pytest.raises(ValueError, match="batch_size"):
+        compare_fixed_point(ckpt, data=tiny_data, batch_size=0)

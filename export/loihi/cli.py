@@ -1,0 +1,83 @@
+"""``python -m export.loihi GRAPH.nir|CKPT``: float against Loihi fixed point on real clips.
+
+Parses, calls :func:`export.loihi.compare.compare_fixed_point`, prints and writes
+:func:`export.loihi.report.report_text` (``loihi.txt`` + two CSVs, under
+``reports/loihi/<stem>`` by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fsve.cli import Parser, positive_int, run_command
+
+__all__ = ["PROG", "main"]
+
+PROG = "python -m export.loihi"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog=PROG,
+        description="Quantise a NIR graph (or an FSVE checkpoint) to Loihi fixed point and run"
+        " float and fixed point side by side on real clips.",
+    )
+    p.add_argument(
+        "model", type=Path, help="GRAPH.nir (host program OUT.host.pt beside it) or CKPT"
+    )
+    p.add_argument("--data", type=Path, default=Path("data/synth"), help="dataset folder")
+    p.add_argument("--out", type=Path, default=None, help="report folder (reports/loihi/<stem>)")
+    p.add_argument("--split", default="test", help="split measured (default test)")
+    p.add_argument(
+        "--samples", type=positive_int, default=None, help="clips measured (default all)"
+    )
+    p.add_argument("--batch-size", type=positive_int, default=8, help="clips per batch")
+    p.add_argument(
+        "--calibration", type=positive_int, default=16, help="train clips for the ranges"
+    )
+    p.add_argument("--checkpoint", type=Path, default=None, help="FSVE checkpoint for the"
+                   " class prompts when MODEL is a .nir (Top-1 needs them)")  # fmt: skip
+    p.add_argument("--headroom", type=float, default=2.0, help="u, v below 2^23/headroom")
+    p.add_argument(
+        "--weight-terms",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="Dense/Conv processes per weight set: 2 adds one for the rounding residue"
+        " (about 15-bit weights at twice the synapses)",
+    )
+    p.add_argument(
+        "--lava-timing",
+        action="store_true",
+        help="also run with Lava's one-step delay per Dense/Conv (not aligned)",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return run_command(lambda: _run(args), f"{PROG}: error", (ValueError, OSError, KeyError))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from export.loihi.compare import compare_fixed_point
+    from export.loihi.layers import QuantConfig
+    from export.loihi.report import REPORT_FILES, report_text, write_report
+
+    result = compare_fixed_point(
+        args.model,
+        data=args.data,
+        split=args.split,
+        samples=args.samples,
+        batch_size=args.batch_size,
+        calibration=args.calibration,
+        checkpoint=args.checkpoint,
+        config=QuantConfig(headroom=args.headroom, weight_terms=args.weight_terms),
+        lava_timing=args.lava_timing,
+    )
+    out_dir = args.out or Path("reports/loihi") / args.model.stem
+    write_report(result, out_dir)
+    print(report_text(result), end="")
+    print(f"wrote {out_dir}/{', '.join(REPORT_FILES)}")
+    return 0
