@@ -51,29 +51,22 @@ def batch_norm(c: Collector, name: str, m: nn.Module, args: tuple, out: Any) -> 
 
 
 def avg_pool(c: Collector, name: str, m: nn.Module, args: tuple, out: Any) -> None:
-    x = args[0]
-    n_in, n_out = x.numel(), out.numel()
-    rec = c.elementwise(
-        name,
-        type(m).__name__,
-        ann_adds=max(n_in - n_out, 0),
-        ann_macs=n_out,
-        ann_input_reads=n_in,
-        ann_output_writes=n_out,
-        ann_inputs=n_in,
-        ann_outputs=n_out,
-    )
-    rec.static["in_words"] = c.words(n_in)
+    n_in, n_out = args[0].numel(), out.numel()
+    _pool(c, name, m, n_in, n_out, ann_adds=max(n_in - n_out, 0), ann_macs=n_out)
 
 
 def max_pool(c: Collector, name: str, m: nn.Module, args: tuple, out: Any) -> None:
-    x = args[0]
     o = out[0] if isinstance(out, tuple) else out
-    n_in, n_out = x.numel(), o.numel()
+    n_in, n_out = args[0].numel(), o.numel()
+    _pool(c, name, m, n_in, n_out, ann_other_ops=max(n_in - n_out, 0))
+
+
+def _pool(c: Collector, name: str, m: nn.Module, n_in: int, n_out: int, **ops: float) -> None:
+    """A pooling layer (ANN only): ``ops``, every input read and every output written once."""
     rec = c.elementwise(
         name,
         type(m).__name__,
-        ann_other_ops=max(n_in - n_out, 0),
+        **ops,
         ann_input_reads=n_in,
         ann_output_writes=n_out,
         ann_inputs=n_in,
