@@ -83,6 +83,8 @@ class Boundary:
 
 @dataclass
 class MappingResult:
+    """A graph mapped onto a target: its layers in graph order, the boundary ports, notes."""
+
     target: Target
     layers: list[LayerMapping]
     boundary: list[Boundary]
