@@ -1,12 +1,14 @@
 """Energy estimation of SNNs against their ANN counterparts (issue 5).
 
 ``profile_model(model, inputs, costs="paper", convention="simple", baseline="twin")`` returns an
-:class:`EnergyReport` with ``.summary`` and ``.layers`` DataFrames; ``python -m energy.profile
-CKPT`` does the same for a checkpoint and writes summary.csv, layers.csv and energy.png.
+:class:`EnergyReport` with ``.summary`` and ``.layers`` DataFrames; ``profile_checkpoint(CKPT)``
+and ``python -m energy.profile CKPT`` do the same for a checkpoint (the command also writes
+summary.csv, layers.csv and energy.png).
 """
 
 from energy.costs import PRESETS, CostModel, ann_energy_j, load_costs, snn_energy_j
-from energy.report import EnergyReport, profile_model
+from energy.profile import profile_checkpoint, profile_model
+from energy.report import EnergyReport
 
 __all__ = [
     "PRESETS",
@@ -14,6 +16,7 @@ __all__ = [
     "EnergyReport",
     "ann_energy_j",
     "load_costs",
+    "profile_checkpoint",
     "profile_model",
     "snn_energy_j",
 ]

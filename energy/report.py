@@ -1,7 +1,7 @@
-"""Profiling driver and report: per-layer and per-model energy tables, CSV files and a plot.
+"""The energy report: per-layer and per-model energy tables, the printed table, CSV files, a plot.
 
-:func:`profile_model` runs a model over batches with a :class:`~energy.counting.Collector`,
-turns the primitives into count columns (:mod:`energy.conventions`) and prices them with a
+:func:`build_report` turns the records a profiling run gathered (:func:`energy.profile.
+profile_model`) into count columns (:mod:`energy.conventions`) and prices them with a
 :class:`~energy.costs.CostModel`. Every energy is in joules per inference (per sample); spreads
 are standard deviations over batches of the per-sample value (per sample with batch size 1).
 """
@@ -10,29 +10,29 @@ from __future__ import annotations
 
 import math
 import os
-import sys
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import nullcontext
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
-from energy.conventions import CONVENTIONS, COUNT_COLUMNS, NORM_MODES, derive
-from energy.costs import PJ, CostModel, load_costs
-from energy.counting import Audit, Collector, LayerRecord
+from energy.conventions import COUNT_COLUMNS, derive
+from energy.costs import PJ, CostModel
+from energy.counting import LayerRecord
 from fsve.io import atomic_path
 
 __all__ = [
     "LAYER_COLUMNS",
     "SUMMARY_COLUMNS",
     "EnergyReport",
+    "ModelCounts",
+    "build_report",
+    "format_energy",
+    "format_table",
     "layer_energy_pj",
-    "profile_model",
+    "plot_report",
 ]
 
 LAYER_COLUMNS = (
@@ -113,8 +113,9 @@ def layer_energy_pj(
 
 @dataclass
 class EnergyReport:
-    """Result of :func:`profile_model`: ``summary`` (one row per model: ann, snn) and ``layers``
-    (one row per layer and model), both per inference, plus what was not counted."""
+    """Result of :func:`~energy.profile.profile_model`: ``summary`` (one row per model: ann,
+    snn) and ``layers`` (one row per layer and model), both per inference, plus what was not
+    counted."""
 
     summary: pd.DataFrame
     layers: pd.DataFrame
@@ -124,6 +125,7 @@ class EnergyReport:
     baseline: str
     samples: int
     unknown: list[str] = field(default_factory=list)  # "name (Type): why" lines
+    checkpoint_kind: str = ""  # "fsve" or "teacher" when profiled from a checkpoint
 
     def row(self, model: str) -> pd.Series | None:
         rows = self.summary[self.summary["model"] == model]
@@ -157,176 +159,17 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
         write(str(tmp))
 
 
-# ----------------------------------------------------------------------------------------------
-# Profiling
-
-
-def _is_snn(model: nn.Module) -> bool:
-    """Whether ``model`` holds spiking neurons (our LIF/SN, or SpikingJelly nodes)."""
-    from fsve.nn.attention import SN
-    from fsve.nn.neurons import LIF
-
-    neuron_types: tuple[type, ...] = (LIF, SN)
-    if "spikingjelly.activation_based.neuron" in sys.modules:
-        from spikingjelly.activation_based.neuron import BaseNode
-
-        neuron_types = (*neuron_types, BaseNode)
-    return any(isinstance(m, neuron_types) for m in model.modules())
-
-
-def _reset_states(model: nn.Module) -> None:
-    """Reset SpikingJelly memory modules (stateful neurons) before each batch."""
-    if "spikingjelly.activation_based.base" not in sys.modules:
-        return
-    from spikingjelly.activation_based.base import MemoryModule
-
-    for m in model.modules():
-        if isinstance(m, MemoryModule):
-            m.reset()
-
-
-def _batches(inputs: Any) -> Iterable[Any]:
-    if isinstance(inputs, torch.Tensor | Mapping):
-        return [inputs]
-    return inputs
-
-
-def _tensor_of(item: Any) -> torch.Tensor:
-    if isinstance(item, Mapping):
-        item = item["spikes"]
-    elif isinstance(item, tuple | list):
-        item = item[0]
-    if not isinstance(item, torch.Tensor):
-        raise ValueError(
-            f"inputs must be tensors or dicts with 'spikes', got {type(item).__name__}"
-        )
-    return item
-
-
-def _forward_of(model: nn.Module) -> Callable[[torch.Tensor], Any]:
-    return getattr(model, "encode_video", None) or model
-
-
-def _time_steps(model: nn.Module) -> int:
-    cfg = getattr(model, "cfg", None)
-    return int(getattr(cfg, "num_blocks", 1) or 1)
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
 @dataclass
-class _Run:
-    """One model being profiled: its collector and per-batch records."""
+class ModelCounts:
+    """What profiling one model gathered: its per-batch layer records."""
 
-    model: nn.Module
-    forward: Callable[[torch.Tensor], Any]
-    collector: Collector
-    batches: list[tuple[int, dict[str, LayerRecord]]] = field(default_factory=list)
-
-    def step(self, x: torch.Tensor, batch: int, audit: bool) -> None:
-        _reset_states(self.model)
-        self.collector.begin_batch(batch)
-        with Audit(self.collector) if audit else nullcontext():
-            out = self.forward(x)
-            if self.forward is not self.model:  # e.g. encode_video: the root is not __call__ed
-                spec = self.collector.find_rule(self.model)
-                if spec is not None:  # its own functional ops (SPKLIP's mean over blocks)
-                    spec.fn(self.collector, "model", self.model, (x,), out)
-        self.batches.append((batch, self.collector.end_batch()))
-
-
-def profile_model(
-    model: nn.Module,
-    inputs: torch.Tensor | Iterable[Any],
-    costs: str | os.PathLike | CostModel = "paper",
-    convention: str = "simple",
-    baseline: str | nn.Module = "twin",
-    *,
-    norm: str = "fold",
-    forward: Callable[[torch.Tensor], Any] | None = None,
-    kind: str = "auto",
-    batch_dim: int = 0,
-    time_steps: int | None = None,
-    audit: bool | str = "first",
-    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
-) -> EnergyReport:
-    """Count and price ``model`` on ``inputs`` (a batch, or an iterable of batches).
-
-    Batches are tensors, dicts with ``"spikes"`` (dataset batches) or tuples (first item); they
-    are moved to the model's device. ``forward`` defaults to ``model.encode_video`` when the
-    model has one (FSVE, SPKLIP), else ``model``. ``kind="auto"`` treats a model with spiking
-    neurons as an SNN (rows ``snn`` and its ANN twin ``ann``) and any other as an ANN (one row
-    ``ann``). ``baseline``: ``"twin"``, ``"teacher:PATH"`` (a teacher checkpoint) or an ANN
-    module run on the same batches. ``batch_dim``: the samples axis of a batch (1 for
-    SpikingJelly's time-first ``[T, B, ...]``). ``audit``: also report torch functions computing
-    inside modules that no rule covers (``"first"``: on the first batch only). ``progress`` wraps
-    the batch iterable (e.g. ``tqdm``). Runs under ``torch.no_grad()`` in the model's current
-    train/eval mode.
-    """
-    cost = load_costs(costs)
-    if convention not in CONVENTIONS:
-        raise ValueError(f"unknown convention {convention!r}; expected one of {CONVENTIONS}")
-    if norm not in NORM_MODES:
-        raise ValueError(f"unknown norm mode {norm!r}; expected one of {NORM_MODES}")
-    if kind not in ("auto", "snn", "ann"):
-        raise ValueError(f"kind must be 'auto', 'snn' or 'ann', got {kind!r}")
-    if audit not in (True, False, "first"):
-        raise ValueError(f"audit must be True, False or 'first', got {audit!r}")
-    t = time_steps if time_steps is not None else _time_steps(model)
-    main = _Run(model, forward or _forward_of(model), Collector(model, True, t))
-    is_snn = kind == "snn" or (kind == "auto" and _is_snn(model))
-    main.collector.event_driven = is_snn
-    base_run: _Run | None = None
-    baseline_name = "twin"
-    if isinstance(baseline, nn.Module):
-        base_run = _Run(baseline, _forward_of(baseline), Collector(baseline, False, t))
-        baseline_name = type(baseline).__name__
-    elif isinstance(baseline, str) and baseline.startswith("teacher:"):
-        from fsve.checkpoint import load_model
-
-        teacher, _ = load_model(baseline.split(":", 1)[1], kind="teacher")
-        teacher.to(_device_of(model))
-        base_run = _Run(teacher, _forward_of(teacher), Collector(teacher, False, t))
-        baseline_name = baseline
-    elif baseline != "twin":
-        raise ValueError(f"baseline must be 'twin', 'teacher:CKPT' or a module, got {baseline!r}")
-    if base_run is not None and not is_snn:
-        raise ValueError("a baseline other than 'twin' needs an SNN model to compare")
-
-    device = _device_of(model)
-    runs = [main] if base_run is None else [main, base_run]
-    samples = 0
-    items = _batches(inputs)
-    if progress is not None:
-        items = progress(items)
-    try:
-        for r in runs:
-            r.collector.attach()
-        with torch.no_grad():
-            for i, item in enumerate(items):
-                x = _tensor_of(item).to(device)
-                batch = int(x.shape[batch_dim])
-                for r in runs:
-                    r.step(x, batch, audit is True or (audit == "first" and i == 0))
-                samples += batch
-    finally:
-        for r in runs:
-            r.collector.detach()
-    if samples == 0:
-        raise ValueError("no samples to profile: inputs were empty")
-    return build_report(main, base_run, is_snn, cost, convention, norm, baseline_name, samples)
-
-
-# ----------------------------------------------------------------------------------------------
-# Tables
+    network: str  # the model's class name
+    batches: list[tuple[int, dict[str, LayerRecord]]]  # (batch size, records by layer)
+    unknown_functional: Mapping[tuple[str, str], int]  # (module, torch function) -> calls
 
 
 def _layer_rows(
-    run: _Run, side: str, label: str, cost: CostModel, convention: str, norm: str
+    run: ModelCounts, side: str, label: str, cost: CostModel, convention: str, norm: str
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Per-layer mean rows of one model side, and per-batch (compute, neuron, memory) pJ/sample."""
     order: dict[str, LayerRecord] = {}
@@ -415,8 +258,8 @@ def _summary_row(
 
 
 def build_report(
-    main: _Run,
-    base_run: _Run | None,
+    main: ModelCounts,
+    base_run: ModelCounts | None,
     is_snn: bool,
     cost: CostModel,
     convention: str,
@@ -424,9 +267,9 @@ def build_report(
     baseline: str,
     samples: int,
 ) -> EnergyReport:
-    """Tables of a finished profiling run (see :func:`profile_model`)."""
+    """Tables of a finished profiling run (see :func:`~energy.profile.profile_model`)."""
     frames, rows = [], []
-    network = type(main.model).__name__
+    network = main.network
     if is_snn:
         snn_layers, snn_pb = _layer_rows(main, "snn", "snn", cost, convention, norm)
         if base_run is None:
@@ -434,7 +277,7 @@ def build_report(
             ann_network = f"{network} (ANN twin)"
         else:
             ann_layers, ann_pb = _layer_rows(base_run, "ann", "ann", cost, convention, norm)
-            ann_network = type(base_run.model).__name__
+            ann_network = base_run.network
         frames = [ann_layers, snn_layers]
         rows = [_summary_row("ann", ann_network, ann_layers, ann_pb)]
         rows.append(_summary_row("snn", network, snn_layers, snn_pb))
@@ -463,7 +306,7 @@ def build_report(
     return EnergyReport(summary, layers, cost, convention, norm, baseline, samples, unknown)
 
 
-def _unknown_lines(run: _Run) -> list[str]:
+def _unknown_lines(run: ModelCounts) -> list[str]:
     lines = []
     called = {}
     for _, recs in run.batches:
@@ -472,7 +315,7 @@ def _unknown_lines(run: _Run) -> list[str]:
                 called[name] = rec.type
     for name, type_name in called.items():
         lines.append(f"{name or '<model>'} ({type_name}): no counting rule for this module type")
-    for (name, func), n in run.collector.unknown_functional.items():
+    for (name, func), n in run.unknown_functional.items():
         lines.append(f"{name or '<model>'}: {func} x{n} runs in a module without a rule")
     return lines
 
@@ -601,3 +444,13 @@ def plot_report(report: EnergyReport, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
     plt.close(fig)
+
+
+def __getattr__(name: str) -> Any:
+    """``energy.report.profile_model``, its old home: the profiler now lives in
+    :mod:`energy.profile` (imported on first use, as it imports this module)."""
+    if name == "profile_model":
+        from energy.profile import profile_model
+
+        return profile_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

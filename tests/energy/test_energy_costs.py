@@ -7,7 +7,7 @@ import json
 import pytest
 
 from energy.costs import PRESETS, CostModel, ann_energy_j, load_costs, snn_energy_j, sram_pj
-from energy.report import profile_model
+from energy.profile import profile_model
 
 
 def test_presets_and_their_sources():

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from energy.counting import Collector, conv_fanout
-from energy.report import profile_model
+from energy.profile import profile_model
 from fsve.nn.attention import SN, SpikeMatmul
 from fsve.nn.neurons import LIF
 

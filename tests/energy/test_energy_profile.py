@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from energy.profile import main
-from energy.report import LAYER_COLUMNS, SUMMARY_COLUMNS, profile_model
+from energy.profile import main, profile_checkpoint, profile_model
+from energy.report import LAYER_COLUMNS, SUMMARY_COLUMNS
 from fsve.checkpoint import save_checkpoint
 from fsve.models.student import FSVE, fsve_config
 
@@ -161,6 +161,17 @@ def test_cli_profiles_a_checkpoint(checkpoints, tiny_data, tmp_path, capsys):
     assert (summary["samples"] == 2).all()
     layers = pd.read_csv(out / "layers.csv")
     assert {"ann", "snn"} == set(layers["model"])
+
+
+def test_profile_checkpoint_is_what_the_cli_writes(checkpoints, tiny_data, tmp_path, capsys):
+    out = tmp_path / "rep"
+    args = [str(checkpoints["fsve"]), "--data", str(tiny_data), "--samples", "2"]
+    assert main([*args, "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    report = profile_checkpoint(checkpoints["fsve"], data=tiny_data, samples=2)
+    assert report.checkpoint_kind == "fsve"
+    assert report.table() + "\n" == (out / "table.txt").read_text()
+    pd.testing.assert_frame_equal(report.summary, pd.read_csv(out / "summary.csv"))
 
 
 def test_cli_teacher_baseline_and_teacher_alone(checkpoints, tiny_data, tmp_path, capsys):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from energy.counting import Collector
-from energy.report import profile_model
+from energy.profile import profile_model
 
 sj = pytest.importorskip("spikingjelly.activation_based")
 from spikingjelly.activation_based import functional, layer, neuron, surrogate  # noqa: E402

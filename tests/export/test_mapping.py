@@ -18,6 +18,7 @@ from export.mapping import (
     Target,
     load_target,
     map_graph,
+    map_source,
     report_text,
     spike_rates,
     target_from_dict,
@@ -478,6 +479,9 @@ def test_cli_on_a_nir_file_with_npy_data(tmp_path, capsys):
     assert rows["lif1"]["synapses"] == "12" and rows["TOTAL"]["cores"] == "2"
     assert rows["lif1"]["spikes_per_step"] != ""  # measured
     assert "measured on" in (tmp_path / "rep" / "mapping.txt").read_text()
+    result, header = map_source(path, "loihi1", data=tmp_path / "x.npy")  # the CLI's pipeline
+    assert result.measured
+    assert report_text(result, header) == (tmp_path / "rep" / "mapping.txt").read_text()
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

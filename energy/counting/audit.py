@@ -1,0 +1,71 @@
+"""Audit: torch functions that run directly inside modules without a counting rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+from torch.overrides import TorchFunctionMode, resolve_name
+
+from energy.counting.collector import Collector
+
+__all__ = ["Audit"]
+
+# torch functions that compute nothing (views, metadata, copies, creation)
+_FREE_FUNCTIONS = frozenset(
+    """
+    view reshape flatten unflatten transpose permute contiguous squeeze unsqueeze expand
+    expand_as t chunk split unbind narrow select __getitem__ size dim numel to float double
+    half bfloat16 type cat concat stack clone detach is_floating_point is_complex empty_like
+    zeros_like ones_like new_zeros new_ones new_empty __len__ __iter__ __format__ __repr__
+    __bool__ __index__ __hash__ __eq__ __ne__ is_contiguous element_size data_ptr
+    untyped_storage requires_grad_ __setstate__ __reduce_ex__ as_strided movedim swapaxes
+    tolist item all any equal isfinite cpu cuda stride storage_offset __get__
+    """.split()
+)
+
+
+def _function_name(func: Callable) -> str:
+    try:
+        return resolve_name(func) or getattr(func, "__name__", repr(func))
+    except Exception:  # resolve_name can fail on exotic callables
+        return getattr(func, "__name__", repr(func))
+
+
+class Audit(TorchFunctionMode):
+    """Reports torch functions that compute inside modules the collector does not cover."""
+
+    def __init__(self, collector: Collector) -> None:
+        super().__init__()
+        self.c = collector
+        self.stack: list[nn.Module] = []
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> Audit:
+        for module in self.c.model.modules():
+            self._handles.append(module.register_forward_pre_hook(self._push))
+            self._handles.append(module.register_forward_hook(self._pop))
+        return super().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def _push(self, module: nn.Module, args: tuple) -> None:
+        self.stack.append(module)
+
+    def _pop(self, module: nn.Module, args: tuple, out: Any) -> None:
+        if self.stack and self.stack[-1] is module:
+            self.stack.pop()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        top = self.stack[-1] if self.stack else self.c.model
+        if not self.c.covers(top):
+            full = _function_name(func)
+            if full.rsplit(".", 1)[-1] not in _FREE_FUNCTIONS:
+                self.c.unknown_functional[(self.c.names.get(id(top), "?"), full)] += 1
+        return func(*args, **kwargs)

@@ -1,0 +1,84 @@
+"""``python -m energy.profile CKPT``: the ANN-vs-SNN energy table of a checkpoint (Table 6 form).
+
+Counts one evaluation pass over N samples of a dataset split (default: all of the built-in test
+split), prints the table and writes ``summary.csv``, ``layers.csv``, ``energy.png`` and the
+table as ``table.txt`` into ``--out`` (default ``reports/energy/<checkpoint stem>/``). Bad
+input (missing or corrupt checkpoint, unknown cost preset, malformed cost file,
+``--samples 0``, data of another size than the checkpoint) is reported on one line of stderr
+with exit code 2. The pipeline is :func:`energy.profile.profile_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fsve.cli import Parser, UsageError, positive_int, run_command
+
+__all__ = ["build_parser", "main"]
+
+PROG = "python -m energy.profile"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from energy.conventions import CONVENTIONS, NORM_MODES
+    from energy.costs import PRESETS
+
+    p = Parser(
+        prog=PROG,
+        description="ANN-vs-SNN energy per inference of an FSVE or SPKLIP checkpoint.",
+    )
+    p.add_argument("checkpoint", type=Path, help="checkpoint .pt (fsve or teacher)")
+    p.add_argument("--data", type=Path, default=Path("data/synth"), help="dataset folder")
+    p.add_argument("--split", default="test", help="dataset split (default: test)")
+    p.add_argument(
+        "--samples", type=positive_int, default=None, help="samples to profile (default: all)"
+    )
+    p.add_argument(
+        "--costs",
+        default="paper",
+        help=f"cost preset ({', '.join(PRESETS)}) or a JSON/TOML file of overrides",
+    )
+    p.add_argument("--convention", choices=CONVENTIONS, default="simple", help="memory model")
+    p.add_argument(
+        "--norm", choices=NORM_MODES, default="fold", help="how BN/TDBN is counted (fold)"
+    )
+    p.add_argument(
+        "--baseline",
+        default="twin",
+        help="'twin' (same network run densely) or 'teacher:CKPT' (the SPKLIP teacher)",
+    )
+    p.add_argument("--out", type=Path, default=None, help="output folder")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="samples per forward (1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: _run(args), f"{PROG}: error", (UsageError,))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from energy.profile.checkpoint import profile_checkpoint
+
+    report = profile_checkpoint(
+        args.checkpoint,
+        data=args.data,
+        split=args.split,
+        samples=args.samples,
+        costs=args.costs,
+        convention=args.convention,
+        norm=args.norm,
+        baseline=args.baseline,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    out = args.out or Path("reports/energy") / args.checkpoint.stem
+    print(f"{args.checkpoint} ({report.checkpoint_kind}), {args.data} split {args.split}:")
+    print(report.table())
+    paths = report.save(out)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0

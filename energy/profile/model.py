@@ -1,0 +1,195 @@
+"""``profile_model``: count and price a model's forward passes over batches (per inference).
+
+The model runs with a :class:`~energy.counting.Collector` (and its baseline, an ANN, with one
+of its own); :func:`~energy.report.build_report` prices what they counted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from energy.conventions import CONVENTIONS, NORM_MODES
+from energy.costs import CostModel, load_costs
+from energy.counting import Audit, Collector, LayerRecord
+from energy.report import EnergyReport, ModelCounts, build_report
+
+__all__ = ["profile_model"]
+
+
+def profile_model(
+    model: nn.Module,
+    inputs: torch.Tensor | Iterable[Any],
+    costs: str | os.PathLike | CostModel = "paper",
+    convention: str = "simple",
+    baseline: str | nn.Module = "twin",
+    *,
+    norm: str = "fold",
+    forward: Callable[[torch.Tensor], Any] | None = None,
+    kind: str = "auto",
+    batch_dim: int = 0,
+    time_steps: int | None = None,
+    audit: bool | str = "first",
+    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+) -> EnergyReport:
+    """Count and price ``model`` on ``inputs`` (a batch, or an iterable of batches).
+
+    Batches are tensors, dicts with ``"spikes"`` (dataset batches) or tuples (first item); they
+    are moved to the model's device. ``forward`` defaults to ``model.encode_video`` when the
+    model has one (FSVE, SPKLIP), else ``model``. ``kind="auto"`` treats a model with spiking
+    neurons as an SNN (rows ``snn`` and its ANN twin ``ann``) and any other as an ANN (one row
+    ``ann``). ``baseline``: ``"twin"``, ``"teacher:PATH"`` (a teacher checkpoint) or an ANN
+    module run on the same batches. ``batch_dim``: the samples axis of a batch (1 for
+    SpikingJelly's time-first ``[T, B, ...]``). ``audit``: also report torch functions computing
+    inside modules that no rule covers (``"first"``: on the first batch only). ``progress`` wraps
+    the batch iterable (e.g. ``tqdm``). Runs under ``torch.no_grad()`` in the model's current
+    train/eval mode.
+    """
+    cost = load_costs(costs)
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; expected one of {CONVENTIONS}")
+    if norm not in NORM_MODES:
+        raise ValueError(f"unknown norm mode {norm!r}; expected one of {NORM_MODES}")
+    if kind not in ("auto", "snn", "ann"):
+        raise ValueError(f"kind must be 'auto', 'snn' or 'ann', got {kind!r}")
+    if audit not in (True, False, "first"):
+        raise ValueError(f"audit must be True, False or 'first', got {audit!r}")
+    t = time_steps if time_steps is not None else _time_steps(model)
+    main = _Run(model, forward or _forward_of(model), Collector(model, True, t))
+    is_snn = kind == "snn" or (kind == "auto" and _is_snn(model))
+    main.collector.event_driven = is_snn
+    base_run, baseline_name = _baseline_run(baseline, model, t)
+    if base_run is not None and not is_snn:
+        raise ValueError("a baseline other than 'twin' needs an SNN model to compare")
+
+    device = _device_of(model)
+    runs = [main] if base_run is None else [main, base_run]
+    samples = 0
+    items = _batches(inputs)
+    if progress is not None:
+        items = progress(items)
+    try:
+        for r in runs:
+            r.collector.attach()
+        with torch.no_grad():
+            for i, item in enumerate(items):
+                x = _tensor_of(item).to(device)
+                batch = int(x.shape[batch_dim])
+                for r in runs:
+                    r.step(x, batch, audit is True or (audit == "first" and i == 0))
+                samples += batch
+    finally:
+        for r in runs:
+            r.collector.detach()
+    if samples == 0:
+        raise ValueError("no samples to profile: inputs were empty")
+    base_counts = None if base_run is None else base_run.counts()
+    return build_report(
+        main.counts(), base_counts, is_snn, cost, convention, norm, baseline_name, samples
+    )
+
+
+def _baseline_run(baseline: str | nn.Module, model: nn.Module, t: int) -> tuple[_Run | None, str]:
+    """The ANN run ``baseline`` names (None for the twin: the model itself, counted densely)."""
+    if isinstance(baseline, nn.Module):
+        run = _Run(baseline, _forward_of(baseline), Collector(baseline, False, t))
+        return run, type(baseline).__name__
+    if isinstance(baseline, str) and baseline.startswith("teacher:"):
+        from fsve.checkpoint import load_model
+
+        teacher, _ = load_model(baseline.split(":", 1)[1], kind="teacher")
+        teacher.to(_device_of(model))
+        return _Run(teacher, _forward_of(teacher), Collector(teacher, False, t)), baseline
+    if baseline != "twin":
+        raise ValueError(f"baseline must be 'twin', 'teacher:CKPT' or a module, got {baseline!r}")
+    return None, "twin"
+
+
+@dataclass
+class _Run:
+    """One model being profiled: its collector and per-batch records."""
+
+    model: nn.Module
+    forward: Callable[[torch.Tensor], Any]
+    collector: Collector
+    batches: list[tuple[int, dict[str, LayerRecord]]] = field(default_factory=list)
+
+    def step(self, x: torch.Tensor, batch: int, audit: bool) -> None:
+        _reset_states(self.model)
+        self.collector.begin_batch(batch)
+        with Audit(self.collector) if audit else nullcontext():
+            out = self.forward(x)
+            if self.forward is not self.model:  # e.g. encode_video: the root is not __call__ed
+                spec = self.collector.find_rule(self.model)
+                if spec is not None:  # its own functional ops (SPKLIP's mean over blocks)
+                    spec.fn(self.collector, "model", self.model, (x,), out)
+        self.batches.append((batch, self.collector.end_batch()))
+
+    def counts(self) -> ModelCounts:
+        return ModelCounts(
+            type(self.model).__name__, self.batches, self.collector.unknown_functional
+        )
+
+
+def _is_snn(model: nn.Module) -> bool:
+    """Whether ``model`` holds spiking neurons (our LIF/SN, or SpikingJelly nodes)."""
+    from fsve.nn.attention import SN
+    from fsve.nn.neurons import LIF
+
+    neuron_types: tuple[type, ...] = (LIF, SN)
+    if "spikingjelly.activation_based.neuron" in sys.modules:
+        from spikingjelly.activation_based.neuron import BaseNode
+
+        neuron_types = (*neuron_types, BaseNode)
+    return any(isinstance(m, neuron_types) for m in model.modules())
+
+
+def _reset_states(model: nn.Module) -> None:
+    """Reset SpikingJelly memory modules (stateful neurons) before each batch."""
+    if "spikingjelly.activation_based.base" not in sys.modules:
+        return
+    from spikingjelly.activation_based.base import MemoryModule
+
+    for m in model.modules():
+        if isinstance(m, MemoryModule):
+            m.reset()
+
+
+def _batches(inputs: Any) -> Iterable[Any]:
+    if isinstance(inputs, torch.Tensor | Mapping):
+        return [inputs]
+    return inputs
+
+
+def _tensor_of(item: Any) -> torch.Tensor:
+    if isinstance(item, Mapping):
+        item = item["spikes"]
+    elif isinstance(item, tuple | list):
+        item = item[0]
+    if not isinstance(item, torch.Tensor):
+        raise ValueError(
+            f"inputs must be tensors or dicts with 'spikes', got {type(item).__name__}"
+        )
+    return item
+
+
+def _forward_of(model: nn.Module) -> Callable[[torch.Tensor], Any]:
+    return getattr(model, "encode_video", None) or model
+
+
+def _time_steps(model: nn.Module) -> int:
+    cfg = getattr(model, "cfg", None)
+    return int(getattr(cfg, "num_blocks", 1) or 1)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
