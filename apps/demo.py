@@ -41,7 +41,7 @@ def contact_sheet(images: list[np.ndarray], columns: int) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fsve.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m apps.demo", description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("data/synth"), help="dataset folder")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
     parser.add_argument("--seed", type=int, default=0)

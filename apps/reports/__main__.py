@@ -1,4 +1,4 @@
-"""``python -m fsve.reports`` (``make reports``): every table and figure our data allow.
+"""``python -m apps.reports`` (``make reports``): every table and figure our data allow.
 
 Trains what is missing (resuming interrupted runs, two runs at a time by default, one CPU
 thread each), then writes into ``--out`` (default ``reports/``) ``summary.md`` and the CSV/PNG
@@ -28,8 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from apps.reports import commit
 from fsve.io import atomic_write_text, csv_text
-from fsve.reports import commit
 
 
 def describe_data(root: Path) -> str:
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     from fsve.fewshot import DEFAULT_METHOD, METHODS
 
     p = argparse.ArgumentParser(
-        prog="python -m fsve.reports",
+        prog="python -m apps.reports",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -93,13 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"python -m fsve.reports: error: {err}", file=sys.stderr)
+        print(f"python -m apps.reports: error: {err}", file=sys.stderr)
         return 2
 
 
 def run(args: argparse.Namespace) -> int:
-    from fsve.reports import tables
-    from fsve.reports.runs import ABLATIONS, Plan, run_jobs
+    from apps.reports import tables
+    from apps.reports.runs import ABLATIONS, Plan, run_jobs
 
     if min(args.shots) < 1:
         raise ValueError("--shots must be >= 1")
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     code = commit(outputs=out)
     seeds = ", ".join(map(str, plan.seeds))
-    cmd = "`make reports` (`python -m fsve.reports`)"
+    cmd = "`make reports` (`python -m apps.reports`)"
     where = f"data `{plan.data}`, runs `{plan.runs}`, commit {code}"
     sections: list[str] = [
         "# fsve reports: the paper's tables and figures on the built-in dataset",
@@ -220,9 +220,9 @@ def run(args: argparse.Namespace) -> int:
 
 def energy_sections(args: argparse.Namespace, plan, out: Path, progress: bool) -> list[str]:
     """Table 6, the paper-scale estimate, the trade-off plot and Fig. 5."""
-    from fsve.reports.energy import energy_tables, paper_scale_estimate
-    from fsve.reports.figures import fig5_correlation
-    from fsve.reports.tradeoff import tradeoff, tradeoff_markdown
+    from apps.reports.energy import energy_tables, paper_scale_estimate
+    from apps.reports.figures import fig5_correlation
+    from apps.reports.tradeoff import tradeoff, tradeoff_markdown
 
     base = plan.runs / f"seed{plan.seed}"
     fsve, teacher = base / "fsve" / "best.pt", plan.teacher_run / "best.pt"
@@ -271,7 +271,7 @@ def energy_sections(args: argparse.Namespace, plan, out: Path, progress: bool) -
         "## Accuracy-energy trade-off",
         "",
         f"Seed {plan.seed}; the distilled FSVEs run for T = K sub-blocks without retraining (see"
-        " `fsve.reports.tradeoff`); the teacher and the Table 1 baselines are ANNs; paper"
+        " `apps.reports.tradeoff`); the teacher and the Table 1 baselines are ANNs; paper"
         " constants. CSV: `tradeoff/tradeoff.csv`.",
         "",
         tradeoff_markdown(rows, "tradeoff"),

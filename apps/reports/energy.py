@@ -27,13 +27,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from apps.reports import markdown_table
 from energy.conventions import COUNT_COLUMNS
 from energy.costs import PJ, PRESETS, CostModel, load_costs
 from energy.report import EnergyReport, format_energy, layer_energy_pj, profile_model
 from fsve.data.dataset import SpikeDataset, collate, window_of
 from fsve.io import atomic_write_text, csv_text
 from fsve.models.config import FSVEConfig, TeacherConfig
-from fsve.reports import markdown_table
 
 __all__ = [
     "PAPER_TABLE6",
