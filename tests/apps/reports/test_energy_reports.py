@@ -8,13 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from apps.reports.energy import (
-    PAPER_TABLE6,
-    energy_tables,
-    inference_energy,
-    paper_scale_estimate,
-    reprice,
-)
+from apps.reports.energy import PAPER_TABLE6, energy_tables, inference_energy, reprice
+from apps.reports.paper_scale import paper_scale_estimate
 from energy.costs import PRESETS
 from energy.report import profile_model
 from fsve.checkpoint import save_checkpoint
