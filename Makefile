@@ -40,12 +40,12 @@ $(LAVA_STAMP):
 	touch $(LAVA_STAMP)
 
 demo: $(STAMP)
-	$(PY) -m fsve.demo --out $(DEMO_DIR) --started-at $(STARTED)
+	$(PY) -m apps.demo --out $(DEMO_DIR) --started-at $(STARTED)
 
 # Trains (or resumes) every run it needs under runs/reports, two at a time, one thread each,
 # then writes reports/summary.md and the CSV/PNG behind each table and figure.
 reports: $(STAMP)
-	$(PY) -m fsve.reports
+	$(PY) -m apps.reports
 
 test: $(STAMP)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -m "not slow"

@@ -40,7 +40,7 @@ def _train_seconds(run: Path) -> float:
 
 def plan(args: argparse.Namespace) -> list:
     """The training jobs: teachers first, each FSVE after its seed's teacher."""
-    from fsve.reports.runs import Job
+    from apps.reports.runs import Job
 
     jobs = []
     for seed in args.seeds:
@@ -100,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     if set(args.alone_seeds) - set(args.fsve_seeds):
         p.error("--alone-seeds must be a subset of --fsve-seeds")
 
+    from apps.reports import commit
+    from apps.reports.runs import run_jobs
     from fsve.eval import evaluate_checkpoint
     from fsve.io import atomic_write_text, csv_text
-    from fsve.reports import commit
-    from fsve.reports.runs import run_jobs
 
     jobs = plan(args)
     write_commands(jobs)

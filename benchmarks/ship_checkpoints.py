@@ -98,9 +98,9 @@ def measure(ckpt: Path, data: Path) -> dict[str, Any]:
 
 
 def ship(pairs: list[str], data: Path, code: str | None = None) -> int:
+    from apps.reports import commit
     from fsve.checkpoint import load_checkpoint
     from fsve.io import atomic_write_text
-    from fsve.reports import commit
 
     CHECKPOINTS.mkdir(exist_ok=True)
     for pair in pairs:

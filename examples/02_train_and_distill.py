@@ -27,6 +27,7 @@ import csv
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -47,6 +48,56 @@ def run_step(name: str, argv: list[str], run_dir: Path) -> float:
     return time.perf_counter() - t0
 
 
+def prepare_data(out: Path, data: Path | None, quick: bool) -> Path:
+    """Step 1. The dataset folder: a tiny copy under ``out`` (quick) or the built-in one."""
+    # 12 action classes of 64x64 spike clips with captions. Quick mode writes a tiny copy next
+    # to its outputs; the full run uses (or makes) the built-in dataset. (generate_dataset
+    # returns at once when the folder already holds that configuration.)
+    if quick:
+        data = out / "data"
+        config = SynthConfig(train_per_class=2, val_per_class=1, test_per_class=1)
+        generate_dataset(data, config, progress=False)
+    else:
+        data = data or Path("data/synth")
+        if not (data / "manifest.csv").is_file():  # never regenerate someone's dataset
+            generate_dataset(data, SynthConfig())
+    print(f"dataset {data}")
+    return data
+
+
+def shared_text_encoder(teacher_dir: Path, fsve_dir: Path) -> bool:
+    """The student's text encoder is the teacher's, frozen: same weights, same text space."""
+    t_state = load_checkpoint(teacher_dir / "best.pt", kind="teacher")["state_dict"]
+    s_state = load_checkpoint(fsve_dir / "best.pt", kind="fsve")["state_dict"]
+    text_keys = [k for k in t_state if k.startswith("text.")]
+    shared_text = bool(text_keys) and all(torch.equal(t_state[k], s_state[k]) for k in text_keys)
+    print(f"FSVE text encoder identical to the teacher's ({len(text_keys)} tensors): {shared_text}")
+    return shared_text
+
+
+def evaluate(runs: dict[str, Path], data: Path) -> list[dict[str, Any]]:
+    """Step 4. Test-split metrics of each run's ``best.pt``, printed as a table."""
+    # zero-shot classification through the prompts "a video of an object {class}", and
+    # retrieval of each clip from its caption
+    rows = []
+    for name, run in runs.items():
+        row = evaluate_checkpoint(run / "best.pt", data, split="test")
+        with open(run / "metrics.csv", newline="") as f:
+            epochs = list(csv.DictReader(f))
+        rows.append({"model": name, "epochs": len(epochs), **row})
+    print()
+    print(
+        f"{'model':16s} epochs  top1 %  top5 %   R@1 %   R@5 %  R@10 %  (test, {row['samples']}"
+        " clips)"
+    )
+    for r in rows:
+        print(
+            f"{r['model']:16s} {r['epochs']:6d}  {r['top1_pct']:6.1f}  {r['top5_pct']:6.1f}"
+            f"  {r['r1_pct']:6.1f}  {r['r5_pct']:6.1f}  {r['r10_pct']:6.1f}"
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/examples/02_train_and_distill"))
@@ -60,19 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     teacher_epochs = args.teacher_epochs or (1 if args.quick else 8)
     fsve_epochs = args.fsve_epochs or (1 if args.quick else 2)
-
-    # 1. The data: 12 action classes of 64x64 spike clips with captions. Quick mode writes a
-    #    tiny copy next to its outputs; the full run uses (or makes) the built-in dataset.
-    #    (generate_dataset returns at once when the folder already holds that configuration.)
-    if args.quick:
-        data = args.out / "data"
-        config = SynthConfig(train_per_class=2, val_per_class=1, test_per_class=1)
-        generate_dataset(data, config, progress=False)
-    else:
-        data = args.data or Path("data/synth")
-        if not (data / "manifest.csv").is_file():  # never regenerate someone's dataset
-            generate_dataset(data, SynthConfig())
-    print(f"dataset {data}")
+    data = prepare_data(args.out, args.data, args.quick)
 
     # Flags shared by both training runs: CPU, fixed seed, no progress bars.
     common = ["--data", str(data), "--seed", str(args.seed), "--device", "cpu", "--quiet"]
@@ -82,55 +121,18 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. The teacher: SPKLIP (tiny config) trained with the default recipe (AdamW, warmup +
     #    cosine, random shifts). Same as `python -m fsve.train teacher --out ... --epochs N`.
-    seconds["teacher"] = run_step(
-        "teacher",
-        ["teacher", "--out", str(teacher_dir), "--epochs", str(teacher_epochs), *common],
-        teacher_dir,
-    )
+    teacher_argv = ["teacher", "--out", str(teacher_dir), "--epochs", str(teacher_epochs)]
+    seconds["teacher"] = run_step("teacher", [*teacher_argv, *common], teacher_dir)
 
     # 3. Distillation: the FSVE (tiny config) from the teacher's best checkpoint.
-    seconds["distill"] = run_step(
-        "distill",
-        [
-            "distill",
-            "--teacher",
-            str(teacher_dir / "best.pt"),
-            "--out",
-            str(fsve_dir),
-            "--epochs",
-            str(fsve_epochs),
-            *common,
-        ],
-        fsve_dir,
-    )
+    distill_argv = ["distill", "--teacher", str(teacher_dir / "best.pt"), "--out", str(fsve_dir)]
+    distill_argv += ["--epochs", str(fsve_epochs)]
+    seconds["distill"] = run_step("distill", [*distill_argv, *common], fsve_dir)
+    shared_text = shared_text_encoder(teacher_dir, fsve_dir)
 
-    # The student's text encoder is the teacher's, frozen: same weights, same text space.
-    t_state = load_checkpoint(teacher_dir / "best.pt", kind="teacher")["state_dict"]
-    s_state = load_checkpoint(fsve_dir / "best.pt", kind="fsve")["state_dict"]
-    text_keys = [k for k in t_state if k.startswith("text.")]
-    shared_text = bool(text_keys) and all(torch.equal(t_state[k], s_state[k]) for k in text_keys)
-    print(f"FSVE text encoder identical to the teacher's ({len(text_keys)} tensors): {shared_text}")
-
-    # 4. Evaluation on the test split: zero-shot classification through the prompts
-    #    "a video of an object {class}", and retrieval of each clip from its caption.
     t0 = time.perf_counter()
-    rows = []
-    for name, run in (("SPKLIP teacher", teacher_dir), ("FSVE distilled", fsve_dir)):
-        row = evaluate_checkpoint(run / "best.pt", data, split="test")
-        with open(run / "metrics.csv", newline="") as f:
-            epochs = list(csv.DictReader(f))
-        rows.append({"model": name, "epochs": len(epochs), **row})
+    rows = evaluate({"SPKLIP teacher": teacher_dir, "FSVE distilled": fsve_dir}, data)
     seconds["eval"] = time.perf_counter() - t0
-    print()
-    print(
-        f"{'model':16s} epochs  top1 %  top5 %   R@1 %   R@5 %  R@10 %  (test, {row['samples']}"
-        " clips)"
-    )
-    for r in rows:
-        print(
-            f"{r['model']:16s} {r['epochs']:6d}  {r['top1_pct']:6.1f}  {r['top5_pct']:6.1f}"
-            f"  {r['r1_pct']:6.1f}  {r['r5_pct']:6.1f}  {r['r10_pct']:6.1f}"
-        )
     seconds["total"] = time.perf_counter() - started
     results = {"data": str(data), "shared_text": shared_text, "rows": rows, "seconds": seconds}
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

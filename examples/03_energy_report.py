@@ -24,6 +24,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -48,42 +49,30 @@ def calibrated_checkpoint(path: Path, data: Path, clips: int = 8, seed: int = 0)
     return save_checkpoint(path, "fsve", cfg, model.state_dict(), classes=train.class_names)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/examples/03_energy_report"))
-    parser.add_argument("--quick", action="store_true", help="tiny dataset, 4 clips")
-    parser.add_argument("--checkpoint", type=Path, default=None, help="FSVE checkpoint (.pt)")
-    parser.add_argument("--teacher", type=Path, default=None, help="also compare to a teacher")
-    parser.add_argument("--data", type=Path, default=None, help="full mode (data/synth)")
-    parser.add_argument("--samples", type=int, default=None, help="clips (all; quick 4)")
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    args.out.mkdir(parents=True, exist_ok=True)
-
-    # 1. Data and checkpoint. Energy depends on activity, so it is counted on real clips.
-    if args.quick:
-        data = args.out / "data"
+def prepare_data(out: Path, data: Path | None, quick: bool) -> Path:
+    """Step 1a. Energy depends on activity, so it is counted on real clips: their folder."""
+    if quick:
+        data = out / "data"
         config = SynthConfig(train_per_class=1, val_per_class=1, test_per_class=1)
         generate_dataset(data, config, progress=False)  # 12 classes x 3 clips, 64x64
     else:
-        data = args.data or Path("data/synth")
+        data = data or Path("data/synth")
         if not (data / "manifest.csv").is_file():
             generate_dataset(data, SynthConfig())
-    samples = args.samples or (4 if args.quick else None)
-    ckpt = args.checkpoint
-    if ckpt is None:
-        ckpt = calibrated_checkpoint(args.out / "calibrated_fsve.pt", data)
-        print(f"no --checkpoint: calibrated an untrained FSVE tiny -> {ckpt}")
+    return data
 
-    # 2. The command-line tool: `python -m energy.profile CKPT --data D --out DIR`. The ANN
-    #    baseline is the FSVE's own twin: the same layers run densely (MACs instead of
-    #    spike-driven accumulates, no neuron updates), unless --teacher names SPKLIP.
-    report_dir = args.out / "report"
+
+def profile_cli(
+    ckpt: Path, data: Path, report_dir: Path, samples: int | None, teacher: Path | None
+) -> None:
+    """Step 2. ``python -m energy.profile CKPT --data D --out DIR``, and its headline."""
+    # The ANN baseline is the FSVE's own twin: the same layers run densely (MACs instead of
+    # spike-driven accumulates, no neuron updates), unless --teacher names SPKLIP.
     cli = [str(ckpt), "--data", str(data), "--out", str(report_dir), "--no-progress"]
     if samples is not None:
         cli += ["--samples", str(samples)]
-    if args.teacher is not None:
-        cli += ["--baseline", f"teacher:{args.teacher}"]
+    if teacher is not None:
+        cli += ["--baseline", f"teacher:{teacher}"]
     code = profile_main(cli)
     if code:
         raise SystemExit(f"energy.profile exited with code {code}")
@@ -95,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         f" {100 * snn['firing_rate']:.2f}%, memory share {100 * snn['memory_share']:.1f}%"
     )
 
-    # 3. The library: load the model once, build the same loader as the CLI, and price the
-    #    counted pass under every cost preset (45 nm CMOS, int8, Loihi 1, TrueNorth).
+
+def every_preset(ckpt: Path, data: Path, samples: int | None, out: Path) -> tuple[int, Any]:
+    """Step 3. The library: the counted pass priced under every preset; (clips, paper report)."""
+    # Load the model once, build the same loader as the CLI, and price the counted pass under
+    # every cost preset (45 nm CMOS, int8, Loihi 1, TrueNorth).
     model, _ = load_model(ckpt, kind="fsve")
     cfg = model.cfg
     test = SpikeDataset(data, "test", window=WindowSpec(cfg.num_blocks, cfg.block_frames // 2))
@@ -116,15 +108,43 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     presets = pd.DataFrame(rows)
-    presets.to_csv(args.out / "presets.csv", index=False)
+    presets.to_csv(out / "presets.csv", index=False)
     print(f"\nthe same {n} clips under every cost preset (J per inference):")
     print(presets.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return n, reports["paper"]
 
-    # Where the SNN's energy goes: the per-layer table (paper costs), largest first.
-    layers = reports["paper"].layers
+
+def largest_layers(report: Any) -> None:
+    """Where the SNN's energy goes: the per-layer table (paper costs), largest first."""
+    layers = report.layers
     top = layers[layers["model"] == "snn"].sort_values("energy_j", ascending=False).head(5)
     print("\nlargest SNN layers (paper costs, J per inference; rate_in: input spike rate):")
     print(top[["layer", "type", "rate_in", "energy_j"]].to_string(index=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/examples/03_energy_report"))
+    parser.add_argument("--quick", action="store_true", help="tiny dataset, 4 clips")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="FSVE checkpoint (.pt)")
+    parser.add_argument("--teacher", type=Path, default=None, help="also compare to a teacher")
+    parser.add_argument("--data", type=Path, default=None, help="full mode (data/synth)")
+    parser.add_argument("--samples", type=int, default=None, help="clips (all; quick 4)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    # 1. Data and checkpoint.
+    data = prepare_data(args.out, args.data, args.quick)
+    samples = args.samples or (4 if args.quick else None)
+    ckpt = args.checkpoint
+    if ckpt is None:
+        ckpt = calibrated_checkpoint(args.out / "calibrated_fsve.pt", data)
+        print(f"no --checkpoint: calibrated an untrained FSVE tiny -> {ckpt}")
+    report_dir = args.out / "report"
+    profile_cli(ckpt, data, report_dir, samples, args.teacher)
+    n, paper = every_preset(ckpt, data, samples, args.out)
+    largest_layers(paper)
 
     seconds = time.perf_counter() - started
     info = {"checkpoint": str(ckpt), "data": str(data), "samples": n, "seconds": seconds}

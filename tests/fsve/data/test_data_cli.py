@@ -1,6 +1,5 @@
-"""The data CLI and the demo, end to end on small inputs."""
+"""The data CLI end to end on small inputs."""
 
-import json
 
 import numpy as np
 from PIL import Image
@@ -45,41 +44,6 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["show", str(tmp_path / "bad.dat"), "--size", "4x4"]) == 2
     assert main(["info", str(tmp_path / "none.dat"), "--size", "4x4"]) == 2
     assert "none.dat" in capsys.readouterr().err
-
-
-def test_synth_info_and_demo(tmp_path, capsys):
-    from fsve.demo import main as demo
-
-    data, out = tmp_path / "data", tmp_path / "demo"
-    assert (
-        demo(
-            [
-                "--data",
-                str(data),
-                "--out",
-                str(out),
-                "--data-only",
-                "--train",
-                "2",
-                "--val",
-                "1",
-                "--test",
-                "1",
-            ]
-        )
-        == 0
-    )
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["samples"] == {
-        "test": len(summary["classes"]),
-        "train": 2 * len(summary["classes"]),
-        "val": len(summary["classes"]),
-    }
-    sheet = np.asarray(Image.open(out / "tfi.png"))
-    assert sheet.ndim == 2 and sheet.std() > 0
-    assert (out / "summary.md").read_text().startswith("# fsve demo")
-    assert main(["info", str(data)]) == 0
-    assert f"{4 * len(summary['classes'])} samples" in capsys.readouterr().out
 
 
 def test_convert_video_cli(tmp_path, capsys):

@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from apps.reports import markdown_table, save_png
+from apps.reports.runs import Plan
 from fsve.data.manifest import read_manifest
 from fsve.io import atomic_write_text, csv_text
-from fsve.reports import markdown_table, save_png
-from fsve.reports.runs import Plan
 
 METRICS = ("top1_pct", "top5_pct", "r1_pct", "r5_pct", "r10_pct")
 # Table 1 rows: label -> run folder name under <runs>/seed<N>/
@@ -109,7 +109,7 @@ def table5_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def ablation_rows(plan: Plan) -> list[dict[str, Any]]:
     """One row per ablation variant and seed: Top-1/Top-5 on the test split."""
-    from fsve.reports.runs import ABLATIONS
+    from apps.reports.runs import ABLATIONS
 
     rows = []
     for name, overrides in ABLATIONS.items():

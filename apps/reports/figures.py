@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from apps.reports import save_png
 from fsve.data.dataset import SpikeDataset, collate, window_of
 from fsve.io import atomic_write_text, csv_text
 from fsve.models.teacher import hsfe_block_features, temporal_correlation
-from fsve.reports import save_png
 
 __all__ = ["fig5_correlation", "mean_off_diagonal"]
 

@@ -22,7 +22,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,8 +43,8 @@ def contact_sheet(images: list[np.ndarray], columns: int) -> np.ndarray:
     return sheet
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fsve.demo", description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m apps.demo", description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("data/synth"), help="dataset folder")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
     parser.add_argument("--seed", type=int, default=0)
@@ -69,17 +72,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-only", action="store_true", help="stop after the dataset and reconstructions"
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.procs < 1 or args.threads < 1:
         parser.error("--procs and --threads must be >= 1")
+    started = time.perf_counter()
+    prepare_data(args, started)
+    if args.data_only:
+        return 0
+    return run_models(args, started)
 
-    from fsve.data.__main__ import save_png
-    from fsve.data.dat import read_dat
+
+# ---- step 1: the dataset, its reconstructions and summary ----
+
+
+def prepare_data(args: argparse.Namespace, started: float) -> None:
+    """Generate the dataset (skipped when present), write ``tfi.png``, ``tfp.png`` and summaries."""
     from fsve.data.manifest import read_manifest
-    from fsve.data.recon import tfi, tfp
     from fsve.data.synth import SynthConfig, generate_dataset
 
-    started = time.perf_counter()
     config = SynthConfig(
         seed=args.seed,
         train_per_class=args.train,
@@ -89,20 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     generate_dataset(args.data, config, progress=True)
     generation_s = time.perf_counter() - started
     table = read_manifest(args.data)
-
-    # one test sample per class: TFI at the clip centre, TFP over +-20 frames
     firsts = table[table["split"] == "test"].drop_duplicates("label").sort_values("label")
-    tfi_images, tfp_images, rates = [], [], []
-    for row in firsts.itertuples():
-        spikes = read_dat(row.file, row.height, row.width)
-        centre = row.frames // 2
-        tfi_images.append(tfi(spikes, centre))
-        tfp_images.append(tfp(spikes, centre, 20))
-        rates.append(float(spikes.mean()))
-    columns = min(6, len(tfi_images))
-    save_png(args.out / "tfi.png", contact_sheet(tfi_images, columns))
-    save_png(args.out / "tfp.png", contact_sheet(tfp_images, columns))
-
+    rates = write_reconstructions(firsts, args.out)
     splits = table.groupby("split").size().to_dict()
     summary = {
         "dataset": str(args.data),
@@ -115,10 +118,37 @@ def main(argv: list[str] | None = None) -> int:
         "generation_seconds": round(generation_s, 2),
     }
     atomic_write_text(args.out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    lines = [
+    lines = data_summary_lines(args.data, len(table), summary)
+    atomic_write_text(args.out / "summary.md", "\n".join(lines))
+    print("\n".join(lines))
+    print(f"wrote {args.out}/tfi.png, tfp.png, summary.md, summary.json in {summary['seconds']} s")
+
+
+def write_reconstructions(firsts: Any, out: Path) -> list[float]:
+    """TFI at the clip centre and TFP over +-20 frames of each row; the rows' firing rates."""
+    from fsve.data.__main__ import save_png
+    from fsve.data.dat import read_dat
+    from fsve.data.recon import tfi, tfp
+
+    tfi_images, tfp_images, rates = [], [], []
+    for row in firsts.itertuples():
+        spikes = read_dat(row.file, row.height, row.width)
+        centre = row.frames // 2
+        tfi_images.append(tfi(spikes, centre))
+        tfp_images.append(tfp(spikes, centre, 20))
+        rates.append(float(spikes.mean()))
+    columns = min(6, len(tfi_images))
+    save_png(out / "tfi.png", contact_sheet(tfi_images, columns))
+    save_png(out / "tfp.png", contact_sheet(tfp_images, columns))
+    return rates
+
+
+def data_summary_lines(data: Path, samples: int, summary: dict[str, Any]) -> list[str]:
+    """``summary.md`` of the dataset step, line by line."""
+    return [
         "# fsve demo",
         "",
-        f"Dataset `{args.data}`: {len(table)} samples, {len(summary['classes'])} classes,"
+        f"Dataset `{data}`: {samples} samples, {len(summary['classes'])} classes,"
         f" {summary['size'][0]}x{summary['size'][1]} pixels, {summary['frames']} spike frames.",
         "",
         "| split | samples |",
@@ -134,12 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         "Classes: " + ", ".join(summary["classes"]),
         "",
     ]
-    atomic_write_text(args.out / "summary.md", "\n".join(lines))
-    print("\n".join(lines))
-    print(f"wrote {args.out}/tfi.png, tfp.png, summary.md, summary.json in {summary['seconds']} s")
-    if args.data_only:
-        return 0
-    return run_models(args, started)
+
+
+# ---- steps 2-4: one function per pipeline step ----
 
 
 def _resume_flag(run: Path) -> list[str]:
@@ -168,134 +195,117 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     return subprocess.run(cmd, env=env).returncode
 
 
-def run_models(args: argparse.Namespace, started: float) -> int:
-    """Teacher -> distilled FSVE -> evaluation -> energy -> NIR export; prints a short table."""
-    from energy.profile import main as energy_main
-    from export.loihi import main as loihi_main
-    from export.map import main as map_main
-    from export.nir import main as export_main
+def _common(args: argparse.Namespace) -> list[str]:
+    """Options every training command of the demo takes."""
+    return ["--data", str(args.data), "--seed", str(args.seed), "--quiet",
+            "--threads", str(args.threads), "--device", "cpu"]  # fmt: skip
+
+
+def train_teacher(args: argparse.Namespace, out: Path) -> None:
+    """Train (or resume) the SPKLIP teacher into ``out``."""
+    argv = ["teacher", "--out", str(out), "--epochs", str(args.teacher_epochs)]
+    _step("teacher", _train(args, [*argv, *_common(args), *_resume_flag(out)]))
+
+
+def distill_fsve(args: argparse.Namespace, teacher: Path, out: Path) -> None:
+    """Distil (or resume) the FSVE from the ``teacher`` checkpoint into ``out``."""
+    argv = ["distill", "--teacher", str(teacher), "--out", str(out)]
+    argv += ["--epochs", str(args.fsve_epochs)]
+    _step("distill", _train(args, [*argv, *_common(args), *_resume_flag(out)]))
+
+
+def evaluate_run(run: Path, data: Path, out: Path) -> dict[str, Any]:
+    """Test-split metrics of ``run/best.pt``, written to ``out`` (JSON) and returned."""
     from fsve.eval import main as eval_main
 
-    common = ["--data", str(args.data), "--seed", str(args.seed), "--quiet"]
-    common += ["--threads", str(args.threads), "--device", "cpu"]
+    _step(
+        f"eval {run.name}",
+        eval_main([str(run / "best.pt"), "--data", str(data), "--out", str(out)]),
+    )
+    return json.loads(out.read_text())
+
+
+def profile_energy(name: str, checkpoint: Path, data: Path, out: Path, *extra: str) -> None:
+    """``python -m energy.profile``: Table 6 files of ``checkpoint`` in ``out``."""
+    from energy.profile import main as energy_main
+
+    argv = [str(checkpoint), "--data", str(data), "--out", str(out), "--no-progress"]
+    _step(name, energy_main([*argv, *extra]))
+
+
+def export_nir(checkpoint: Path, graph: Path, report: Path, data: Path) -> None:
+    """``python -m export.nir``: the NIR graph, host program and partition report."""
+    from export.nir import main as export_main
+
+    argv = [str(checkpoint), str(graph), "--report", str(report), "--data", str(data)]
+    _step("export", export_main([*argv, "--samples", "24"]))
+
+
+def map_onto_loihi(checkpoint: Path, data: Path, out: Path, note: str) -> None:
+    """``python -m export.map --target loihi2``: cores, synapses and traffic per layer."""
+    from export.map import main as map_main
+
+    argv = [str(checkpoint), "--target", "loihi2", "--data", str(data), "--out", str(out)]
+    _step("mapping", map_main([*argv, "--note", note]))
+
+
+def compare_fixed_point(checkpoint: Path, data: Path, out: Path) -> None:
+    """``python -m export.loihi``: float against Loihi fixed point on the test split."""
+    from export.loihi import main as loihi_main
+
+    _step("loihi", loihi_main([str(checkpoint), "--data", str(data), "--out", str(out)]))
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], key: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    yield
+    seconds[key] = time.perf_counter() - t0
+
+
+def run_models(args: argparse.Namespace, started: float) -> int:
+    """Teacher -> distilled FSVE -> evaluation -> energy -> NIR export; prints a short table."""
     teacher_dir, fsve_dir = args.out / "teacher", args.out / "fsve"
     seconds: dict[str, float] = {}
-
-    t0 = time.perf_counter()
-    _step(
-        "teacher",
-        _train(
-            args,
-            [
-                "teacher",
-                "--out",
-                str(teacher_dir),
-                "--epochs",
-                str(args.teacher_epochs),
-                *common,
-                *_resume_flag(teacher_dir),
-            ],
-        ),
-    )
-    seconds["teacher"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    _step(
-        "distill",
-        _train(
-            args,
-            [
-                "distill",
-                "--teacher",
-                str(teacher_dir / "best.pt"),
-                "--out",
-                str(fsve_dir),
-                "--epochs",
-                str(args.fsve_epochs),
-                *common,
-                *_resume_flag(fsve_dir),
-            ],
-        ),
-    )
-    seconds["distill"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    rows = {}
-    for name, run in (("SPKLIP teacher", teacher_dir), ("FSVE (distilled)", fsve_dir)):
-        out = args.out / f"eval_{run.name}.json"
-        _step(
-            f"eval {run.name}",
-            eval_main([str(run / "best.pt"), "--data", str(args.data), "--out", str(out)]),
-        )
-        rows[name] = json.loads(out.read_text())
-    seconds["eval"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    fsve_ckpt = str(fsve_dir / "best.pt")
+    with _timed(seconds, "teacher"):
+        train_teacher(args, teacher_dir)
+    with _timed(seconds, "distill"):
+        distill_fsve(args, teacher_dir / "best.pt", fsve_dir)
+    with _timed(seconds, "eval"):
+        rows = {
+            name: evaluate_run(run, args.data, args.out / f"eval_{run.name}.json")
+            for name, run in (("SPKLIP teacher", teacher_dir), ("FSVE (distilled)", fsve_dir))
+        }
+    fsve_ckpt = fsve_dir / "best.pt"
     energy_twin = args.reports / "energy" / "demo-fsve"
     energy_teacher = args.reports / "energy" / "demo-fsve-vs-teacher"
-    _step(
-        "energy",
-        energy_main(
-            [fsve_ckpt, "--data", str(args.data), "--out", str(energy_twin), "--no-progress"]
-        ),
-    )
-    _step(
-        "energy vs teacher",
-        energy_main(
-            [
-                fsve_ckpt,
-                "--data",
-                str(args.data),
-                "--out",
-                str(energy_teacher),
-                "--no-progress",
-                "--baseline",
-                f"teacher:{teacher_dir / 'best.pt'}",
-            ]
-        ),
-    )
-    seconds["energy"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    _step(
-        "export",
-        export_main(
-            [
-                fsve_ckpt,
-                str(args.out / "export" / "fsve.nir"),
-                "--report",
-                str(args.reports / "export" / "partition.txt"),
-                "--data",
-                str(args.data),
-                "--samples",
-                "24",
-            ]
-        ),
-    )
-    _step(
-        "mapping",
-        map_main(
-            [
-                fsve_ckpt,
-                "--target",
-                "loihi2",
-                "--data",
-                str(args.data),
-                "--out",
-                str(args.reports / "export"),
-                "--note",
-                f"demo FSVE {fsve_ckpt} (make demo, seed {args.seed})",
-            ]
-        ),
-    )
-    _step(
-        "loihi",
-        loihi_main(
-            [fsve_ckpt, "--data", str(args.data), "--out", str(args.reports / "loihi/demo-fsve")]
-        ),
-    )
-    seconds["export"] = time.perf_counter() - t0
+    with _timed(seconds, "energy"):
+        profile_energy("energy", fsve_ckpt, args.data, energy_twin)
+        baseline = f"teacher:{teacher_dir / 'best.pt'}"
+        profile_energy(
+            "energy vs teacher", fsve_ckpt, args.data, energy_teacher, "--baseline", baseline
+        )
+    with _timed(seconds, "export"):
+        report = args.reports / "export" / "partition.txt"
+        export_nir(fsve_ckpt, args.out / "export" / "fsve.nir", report, args.data)
+        note = f"demo FSVE {fsve_ckpt} (make demo, seed {args.seed})"
+        map_onto_loihi(fsve_ckpt, args.data, args.reports / "export", note)
+        compare_fixed_point(fsve_ckpt, args.data, args.reports / "loihi/demo-fsve")
     seconds["total"] = time.perf_counter() - started
+    report_lines = results_report(args, rows, energy_twin, energy_teacher, seconds)
+    atomic_write_text(args.reports / "demo.md", "\n".join(report_lines))
+    print("\n".join(report_lines))
+    return 0
 
+
+def results_report(
+    args: argparse.Namespace,
+    rows: dict[str, dict[str, Any]],
+    energy_twin: Path,
+    energy_teacher: Path,
+    seconds: dict[str, float],
+) -> list[str]:
+    """``reports/demo.md``, line by line: the metrics table, both energy tables, the timings."""
     table = [
         "| model | Top-1 % | Top-5 % | R@1 % | R@5 % | R@10 % |",
         "|---|---|---|---|---|---|",
@@ -305,7 +315,14 @@ def run_models(args: argparse.Namespace, started: float) -> int:
             f"| {name} | {_pct(row, 'top1')} | {_pct(row, 'top5')} | {_pct(row, 'r1')}"
             f" | {_pct(row, 'r5')} | {_pct(row, 'r10')} |"
         )
-    report = [
+    wall = []
+    if args.started_at is not None:
+        wall = [
+            "",
+            f"Wall time since `make demo` started, setup of `.venv` included:"
+            f" {time.time() - args.started_at:.0f} s ({os.cpu_count()} CPUs).",
+        ]
+    return [
         "# fsve demo: results",
         "",
         f"Built-in dataset `{args.data}`, seed {args.seed}; teacher {args.teacher_epochs} epochs,"
@@ -331,20 +348,9 @@ def run_models(args: argparse.Namespace, started: float) -> int:
         " `export/mapping.txt`; float vs Loihi fixed point: `loihi/demo-fsve/`.",
         "",
         "Seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()),
-        *(
-            [
-                "",
-                f"Wall time since `make demo` started, setup of `.venv` included:"
-                f" {time.time() - args.started_at:.0f} s ({os.cpu_count()} CPUs).",
-            ]
-            if args.started_at is not None
-            else []
-        ),
+        *wall,
         "",
     ]
-    atomic_write_text(args.reports / "demo.md", "\n".join(report))
-    print("\n".join(report))
-    return 0
 
 
 def _pct(row: dict, key: str) -> str:

@@ -1,4 +1,4 @@
-"""``fsve.reports``: the run plan, the job scheduler and the table helpers."""
+"""``apps.reports``: the run plan, the job scheduler and the table helpers."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from apps.reports import tables
+from apps.reports.__main__ import main as reports_main
+from apps.reports.runs import ABLATIONS, Job, Plan, run_jobs
 from fsve.data.dataset import window_of
 from fsve.fewshot import DEFAULT_METHOD
 from fsve.models.config import fsve_config, teacher_config
-from fsve.reports import tables
-from fsve.reports.__main__ import main as reports_main
-from fsve.reports.runs import ABLATIONS, Job, Plan, run_jobs
 
 
 def _config_of(job: Job) -> str | None:
@@ -177,7 +177,7 @@ def test_python_is_this_interpreter() -> None:
 def test_commit_ignores_the_regenerated_outputs(tmp_path: Path, monkeypatch) -> None:
     import subprocess
 
-    from fsve.reports import commit
+    from apps.reports import commit
 
     def git(*args: str) -> None:
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)

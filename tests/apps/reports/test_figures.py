@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
+from apps.reports.figures import fig5_correlation, mean_off_diagonal
 from fsve.checkpoint import save_checkpoint
 from fsve.data.synth import SynthConfig, generate_dataset
 from fsve.models.config import teacher_config
 from fsve.models.teacher import SPKLIP
-from fsve.reports.figures import fig5_correlation, mean_off_diagonal
 
 
 @pytest.fixture(scope="module")

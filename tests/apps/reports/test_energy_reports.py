@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
+from apps.reports.energy import PAPER_TABLE6, energy_tables, inference_energy, reprice
+from apps.reports.paper_scale import paper_scale_estimate
 from energy.costs import PRESETS
 from energy.report import profile_model
 from fsve.checkpoint import save_checkpoint
@@ -16,13 +18,6 @@ from fsve.data.synth import SynthConfig, generate_dataset
 from fsve.models.config import teacher_config
 from fsve.models.student import FSVE, calibrate_statistics, fsve_config
 from fsve.models.teacher import SPKLIP
-from fsve.reports.energy import (
-    PAPER_TABLE6,
-    energy_tables,
-    inference_energy,
-    paper_scale_estimate,
-    reprice,
-)
 
 FLAT = dataclasses.replace(
     PRESETS["paper"], name="flat", e_ac_pj=0.9, e_mem_pj=7.0, e_state_pj=2.0, e_spike_pj=1.5

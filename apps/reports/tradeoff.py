@@ -4,7 +4,7 @@ Variants are the trained FSVEs (default width, half width, trained alone) and, f
 FSVE of each width, the same weights run for fewer time steps T: an FSVE's K sub-blocks are its
 time steps and no parameter depends on K, so lowering ``num_blocks`` in its config runs the
 network on the central T sub-blocks (Eq. 2 with K = T) with no retraining. The SPKLIP teacher is
-the reference point, priced as an ANN. Energy: :func:`fsve.reports.energy.inference_energy`
+the reference point, priced as an ANN. Energy: :func:`apps.reports.energy.inference_energy`
 (paper constants unless told otherwise), Top-1: zero-shot on the test split.
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from apps.reports import markdown_table, save_png
 from fsve.io import atomic_write_text, csv_text
-from fsve.reports import markdown_table, save_png
 
 PROMPT = "a video of an object {}"
 
@@ -47,9 +47,9 @@ def measure_point(
     energy_samples: int | None = None,
 ) -> dict[str, Any]:
     """Top-1/Top-5 on the test split and energy per inference of one model variant."""
+    from apps.reports.energy import inference_energy
     from fsve.data.dataset import SpikeDataset, window_of
     from fsve.models.text import WordTokenizer
-    from fsve.reports.energy import inference_energy
     from fsve.train.evaluate import evaluate_model
 
     model, ckpt = load_with_time_steps(path, time_steps)

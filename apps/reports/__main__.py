@@ -1,4 +1,4 @@
-"""``python -m fsve.reports`` (``make reports``): every table and figure our data allow.
+"""``python -m apps.reports`` (``make reports``): every table and figure our data allow.
 
 Trains what is missing (resuming interrupted runs, two runs at a time by default, one CPU
 thread each), then writes into ``--out`` (default ``reports/``) ``summary.md`` and the CSV/PNG
@@ -28,8 +28,9 @@ import sys
 import time
 from pathlib import Path
 
+from apps.reports import commit, tables
+from apps.reports.runs import ABLATIONS, Plan, run_jobs
 from fsve.io import atomic_write_text, csv_text
-from fsve.reports import commit
 
 
 def describe_data(root: Path) -> str:
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     from fsve.fewshot import DEFAULT_METHOD, METHODS
 
     p = argparse.ArgumentParser(
-        prog="python -m fsve.reports",
+        prog="python -m apps.reports",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -93,22 +94,49 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"python -m fsve.reports: error: {err}", file=sys.stderr)
+        print(f"python -m apps.reports: error: {err}", file=sys.stderr)
         return 2
 
 
 def run(args: argparse.Namespace) -> int:
-    from fsve.reports import tables
-    from fsve.reports.runs import ABLATIONS, Plan, run_jobs
+    """Train what is missing, then write ``summary.md`` and every table and figure."""
+    check_args(args)
+    progress = not args.no_progress
+    started = time.perf_counter()
+    plan = plan_of(args)
+    if not args.no_train:
+        train_missing(plan, args.workers, progress)
+    train_s = time.perf_counter() - started
+    import torch
 
+    torch.set_num_threads(1)  # the evaluations below repeat bit for bit, as the training runs
+
+    out = args.out
+    sections = header_section(plan, out)
+    sections += table1_sections(plan, out)
+    sections += ablation_sections(plan, out)
+    sections += fewshot_sections(plan, out)
+    sections += energy_sections(args, plan, out, progress)
+    text = "\n".join(sections).rstrip() + "\n"
+    atomic_write_text(out / "summary.md", text)
+    print(text)
+    total_s = time.perf_counter() - started
+    print(f"wrote {out / 'summary.md'}; seconds: training {train_s:.0f}, total {total_s:.0f}")
+    return 0
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Raise ``ValueError`` naming the first option below its minimum."""
     if min(args.shots) < 1:
         raise ValueError("--shots must be >= 1")
     for name in ("workers", "teacher_epochs", "fsve_epochs", "ablation_epochs", "paper_samples"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
-    progress = not args.no_progress
-    started = time.perf_counter()
-    plan = Plan(
+
+
+def plan_of(args: argparse.Namespace) -> Plan:
+    """The runs the tables need, from the command line."""
+    return Plan(
         data=args.data,
         runs=args.runs,
         seeds=tuple(dict.fromkeys(args.seeds)),
@@ -124,23 +152,23 @@ def run(args: argparse.Namespace) -> int:
         fsve_config=args.fsve_config,
         device=args.device,
     )
-    if not args.no_train:
-        if not (args.data / "manifest.csv").is_file():  # never overwrite a user's dataset
-            from fsve.data.synth import SynthConfig, generate_dataset
 
-            generate_dataset(args.data, SynthConfig(), progress=progress)
-        run_jobs(plan.jobs(), workers=args.workers, progress=progress)
-    train_s = time.perf_counter() - started
-    import torch
 
-    torch.set_num_threads(1)  # the evaluations below repeat bit for bit, as the training runs
+def train_missing(plan: Plan, workers: int, progress: bool) -> None:
+    """Generate the built-in dataset if absent, then train or resume every unfinished run."""
+    if not (plan.data / "manifest.csv").is_file():  # never overwrite a user's dataset
+        from fsve.data.synth import SynthConfig, generate_dataset
 
-    out = args.out
+        generate_dataset(plan.data, SynthConfig(), progress=progress)
+    run_jobs(plan.jobs(), workers=workers, progress=progress)
+
+
+def header_section(plan: Plan, out: Path) -> list[str]:
+    """The title and the paragraph on data, models and reproducibility."""
     code = commit(outputs=out)
-    seeds = ", ".join(map(str, plan.seeds))
-    cmd = "`make reports` (`python -m fsve.reports`)"
+    cmd = "`make reports` (`python -m apps.reports`)"
     where = f"data `{plan.data}`, runs `{plan.runs}`, commit {code}"
-    sections: list[str] = [
+    return [
         "# fsve reports: the paper's tables and figures on the built-in dataset",
         "",
         f"Written by {cmd}; {where}. {describe_data(plan.data)} Models: teacher config"
@@ -151,11 +179,13 @@ def run(args: argparse.Namespace) -> int:
         "",
     ]
 
-    # Tables 1 and 5
+
+def table1_sections(plan: Plan, out: Path) -> list[str]:
+    """Tables 1 and 5 (``table1/table1.csv``)."""
     rows = tables.table1_rows(plan)
     (out / "table1").mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "table1" / "table1.csv", csv_text(rows))
-    sections += [
+    return [
         "## Table 1 analog: zero-shot classification",
         "",
         f"Seed {plan.seed}; teacher and baselines {plan.teacher_epochs} epochs, FSVEs"
@@ -175,11 +205,14 @@ def run(args: argparse.Namespace) -> int:
         "",
     ]
 
-    # Tables 4, 2, 3
+
+def ablation_sections(plan: Plan, out: Path) -> list[str]:
+    """Tables 4, 2 and 3 (``ablation/``)."""
     abl = tables.ablation_rows(plan)
     (out / "ablation").mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "ablation" / "runs.csv", csv_text(abl))
-    sections += [
+    seeds = ", ".join(map(str, plan.seeds))
+    sections = [
         "## Ablations: Tables 4, 2 and 3",
         "",
         f"SPKLIP teacher variants, seeds {seeds}; {plan.ablation_epochs} epochs each, default"
@@ -195,9 +228,12 @@ def run(args: argparse.Namespace) -> int:
     for name, title, table in tables.ABLATION_TABLES:
         atomic_write_text(out / "ablation" / f"{name}.csv", tables.ablation_csv(abl, table))
         sections += [tables.ablation_markdown(abl, title, table), ""]
+    return sections
 
-    # Fig. 4
-    sections += [
+
+def fewshot_sections(plan: Plan, out: Path) -> list[str]:
+    """Fig. 4 (``fig4/``)."""
+    return [
         "## Fig. 4 analog: few-shot adaptation to the shifted domain",
         "",
         f"`python -m fsve.fewshot {' '.join(plan.fewshot_argv())}`; the shifted domain is the"
@@ -209,20 +245,14 @@ def run(args: argparse.Namespace) -> int:
         tables.fewshot_section(plan, out / "fig4"),
         "",
     ]
-    sections += energy_sections(args, plan, out, progress)
-    text = "\n".join(sections).rstrip() + "\n"
-    atomic_write_text(out / "summary.md", text)
-    print(text)
-    total_s = time.perf_counter() - started
-    print(f"wrote {out / 'summary.md'}; seconds: training {train_s:.0f}, total {total_s:.0f}")
-    return 0
 
 
-def energy_sections(args: argparse.Namespace, plan, out: Path, progress: bool) -> list[str]:
+def energy_sections(args: argparse.Namespace, plan: Plan, out: Path, progress: bool) -> list[str]:
     """Table 6, the paper-scale estimate, the trade-off plot and Fig. 5."""
-    from fsve.reports.energy import energy_tables, paper_scale_estimate
-    from fsve.reports.figures import fig5_correlation
-    from fsve.reports.tradeoff import tradeoff, tradeoff_markdown
+    from apps.reports.energy import energy_tables
+    from apps.reports.figures import fig5_correlation
+    from apps.reports.paper_scale import paper_scale_estimate
+    from apps.reports.tradeoff import tradeoff, tradeoff_markdown
 
     base = plan.runs / f"seed{plan.seed}"
     fsve, teacher = base / "fsve" / "best.pt", plan.teacher_run / "best.pt"
@@ -271,7 +301,7 @@ def energy_sections(args: argparse.Namespace, plan, out: Path, progress: bool) -
         "## Accuracy-energy trade-off",
         "",
         f"Seed {plan.seed}; the distilled FSVEs run for T = K sub-blocks without retraining (see"
-        " `fsve.reports.tradeoff`); the teacher and the Table 1 baselines are ANNs; paper"
+        " `apps.reports.tradeoff`); the teacher and the Table 1 baselines are ANNs; paper"
         " constants. CSV: `tradeoff/tradeoff.csv`.",
         "",
         tradeoff_markdown(rows, "tradeoff"),

@@ -1,4 +1,4 @@
-"""``python -m fsve.reports`` end to end on micro models: every table and figure, then a rerun."""
+"""``python -m apps.reports`` end to end on micro models: every table and figure, then a rerun."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from apps.reports.__main__ import main as reports_main
+from apps.reports.runs import ABLATIONS
 from fsve.data.synth import SynthConfig, generate_dataset
 from fsve.fewshot import DEFAULT_METHOD
-from fsve.reports.__main__ import main as reports_main
-from fsve.reports.runs import ABLATIONS
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
