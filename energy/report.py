@@ -444,13 +444,3 @@ def plot_report(report: EnergyReport, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110)
     plt.close(fig)
-
-
-def __getattr__(name: str) -> Any:
-    """``energy.report.profile_model``, its old home: the profiler now lives in
-    :mod:`energy.profile` (imported on first use, as it imports this module)."""
-    if name == "profile_model":
-        from energy.profile import profile_model
-
-        return profile_model
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

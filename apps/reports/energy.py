@@ -29,7 +29,8 @@ from torch.utils.data import DataLoader, Subset
 from apps.reports import markdown_table
 from energy.conventions import COUNT_COLUMNS
 from energy.costs import PJ, PRESETS, CostModel, load_costs
-from energy.report import EnergyReport, format_energy, layer_energy_pj, profile_model
+from energy.profile import profile_model
+from energy.report import EnergyReport, format_energy, layer_energy_pj
 from fsve.data.dataset import SpikeDataset, collate, window_of
 from fsve.io import atomic_write_text, csv_text
 from fsve.models.config import FSVEConfig, TeacherConfig

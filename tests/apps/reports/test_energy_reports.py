@@ -11,7 +11,7 @@ import torch
 from apps.reports.energy import PAPER_TABLE6, energy_tables, inference_energy, reprice
 from apps.reports.paper_scale import paper_scale_estimate
 from energy.costs import PRESETS
-from energy.report import profile_model
+from energy.profile import profile_model
 from fsve.checkpoint import save_checkpoint
 from fsve.data.dataset import SpikeDataset, collate, window_of
 from fsve.data.synth import SynthConfig, generate_dataset

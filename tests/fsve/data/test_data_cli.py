@@ -1,6 +1,5 @@
 """The data CLI end to end on small inputs."""
 
-
 import numpy as np
 from PIL import Image
 
