@@ -215,45 +215,71 @@ def distill_fsve(args: argparse.Namespace, teacher: Path, out: Path) -> None:
 
 
 def evaluate_run(run: Path, data: Path, out: Path) -> dict[str, Any]:
-    """Test-split metrics of ``run/best.pt``, written to ``out`` (JSON) and returned."""
-    from fsve.eval import main as eval_main
+    """Test-split metrics of ``run/best.pt`` (:func:`fsve.eval.evaluate_checkpoint`), written
+    to ``out`` (JSON) and returned."""
+    from fsve.eval.evaluate import evaluate_checkpoint, format_row, write_row
 
-    _step(
-        f"eval {run.name}",
-        eval_main([str(run / "best.pt"), "--data", str(data), "--out", str(out)]),
-    )
-    return json.loads(out.read_text())
+    with _failing(f"eval {run.name}"):
+        row = evaluate_checkpoint(run / "best.pt", data)
+        write_row(out, row)
+    print(format_row(row))
+    print(f"wrote {out}")
+    return row
 
 
-def profile_energy(name: str, checkpoint: Path, data: Path, out: Path, *extra: str) -> None:
-    """``python -m energy.profile``: Table 6 files of ``checkpoint`` in ``out``."""
-    from energy.profile import main as energy_main
+def profile_energy(name: str, checkpoint: Path, data: Path, out: Path, baseline: str = "twin"):
+    """Table 6 files of ``checkpoint`` in ``out`` (:func:`energy.profile.profile_checkpoint`)."""
+    from energy.profile import profile_checkpoint
 
-    argv = [str(checkpoint), "--data", str(data), "--out", str(out), "--no-progress"]
-    _step(name, energy_main([*argv, *extra]))
+    with _failing(name):
+        report = profile_checkpoint(checkpoint, data=data, baseline=baseline, progress=False)
+        paths = report.save(out)
+    print(f"{checkpoint} ({report.checkpoint_kind}), {data} split test:")
+    print(report.table())
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
 
 
 def export_nir(checkpoint: Path, graph: Path, report: Path, data: Path) -> None:
-    """``python -m export.nir``: the NIR graph, host program and partition report."""
-    from export.nir import main as export_main
+    """NIR graph, host program and partition report (:func:`export.nir.export_checkpoint`)."""
+    from export.nir import export_checkpoint
 
-    argv = [str(checkpoint), str(graph), "--report", str(report), "--data", str(data)]
-    _step("export", export_main([*argv, "--samples", "24"]))
+    with _failing("export"):
+        res = export_checkpoint(checkpoint, graph, data=data, samples=24, report=report)
+    print(res.text, end="")
+    print(f"wrote {res.nir_path}, {res.host_path}, {res.report['text']} (+ CSV tables)")
 
 
 def map_onto_loihi(checkpoint: Path, data: Path, out: Path, note: str) -> None:
-    """``python -m export.map --target loihi2``: cores, synapses and traffic per layer."""
-    from export.map import main as map_main
+    """Cores, synapses and traffic per layer on Loihi 2 (:func:`export.mapping.map_source`)."""
+    from export.mapping import map_source
+    from export.mapping.report import write_report
 
-    argv = [str(checkpoint), "--target", "loihi2", "--data", str(data), "--out", str(out)]
-    _step("mapping", map_main([*argv, "--note", note]))
+    with _failing("mapping"):
+        result, header = map_source(checkpoint, "loihi2", data=data, note=note)
+        paths = write_report(result, out, header)
+    print(paths["text"].read_text(), end="")
+    print(f"wrote {paths['csv']} and {paths['text']}")
 
 
 def compare_fixed_point(checkpoint: Path, data: Path, out: Path) -> None:
-    """``python -m export.loihi``: float against Loihi fixed point on the test split."""
-    from export.loihi import main as loihi_main
+    """Float against Loihi fixed point, test split (:func:`export.loihi.compare_fixed_point`)."""
+    from export.loihi import compare_fixed_point as compare
+    from export.loihi.report import REPORT_FILES, report_text, write_report
 
-    _step("loihi", loihi_main([str(checkpoint), "--data", str(data), "--out", str(out)]))
+    with _failing("loihi"):
+        result = compare(checkpoint, data=data)
+        write_report(result, out)
+    print(report_text(result), end="")
+    print(f"wrote {out}/{', '.join(REPORT_FILES)}")
+
+
+@contextmanager
+def _failing(step: str) -> Iterator[None]:
+    """Bad input in a step ends the demo with one line naming the step (exit code 1)."""
+    try:
+        yield
+    except (ValueError, OSError, KeyError) as err:
+        raise SystemExit(f"demo: step {step!r} failed: {err}") from None
 
 
 @contextmanager
@@ -282,9 +308,7 @@ def run_models(args: argparse.Namespace, started: float) -> int:
     with _timed(seconds, "energy"):
         profile_energy("energy", fsve_ckpt, args.data, energy_twin)
         baseline = f"teacher:{teacher_dir / 'best.pt'}"
-        profile_energy(
-            "energy vs teacher", fsve_ckpt, args.data, energy_teacher, "--baseline", baseline
-        )
+        profile_energy("energy vs teacher", fsve_ckpt, args.data, energy_teacher, baseline=baseline)
     with _timed(seconds, "export"):
         report = args.reports / "export" / "partition.txt"
         export_nir(fsve_ckpt, args.out / "export" / "fsve.nir", report, args.data)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from fsve.cli import Parser, positive_int, run_command
-from fsve.eval.evaluate import evaluate_checkpoint, write_row
+from fsve.eval.evaluate import evaluate_checkpoint, format_row, write_row
 
 __all__ = ["main"]
 
@@ -54,12 +54,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.out is not None:
         write_row(args.out, row)
-    print(
-        f"{row['kind']} {row['checkpoint']} on {row['data']} {row['split']}"
-        f" ({row['samples']} clips, {row['classes']} classes)"
-    )
-    print("zero-shot   top1 {top1_pct:5.1f}%  top5 {top5_pct:5.1f}%".format(**row))
-    print("text->video R@1 {r1_pct:5.1f}%  R@5 {r5_pct:5.1f}%  R@10 {r10_pct:5.1f}%".format(**row))
+    print(format_row(row))
     if args.out is not None:
         print(f"wrote {args.out}")
     return 0

@@ -18,7 +18,7 @@ from fsve.cli import open_dataset
 from fsve.eval.metrics import evaluate_model
 from fsve.io import atomic_open
 
-__all__ = ["evaluate_checkpoint", "model_frame_size", "window_for_model", "write_row"]
+__all__ = ["evaluate_checkpoint", "format_row", "model_frame_size", "window_for_model", "write_row"]
 
 
 def window_for_model(model: torch.nn.Module) -> Any:
@@ -87,3 +87,17 @@ def write_row(path: Path, row: dict[str, Any]) -> None:
             writer = csv.DictWriter(f, fieldnames=list(row))
             writer.writeheader()
             writer.writerow(row)
+
+
+def format_row(row: dict[str, Any]) -> str:
+    """The three lines ``python -m fsve.eval`` prints for a metrics row."""
+    return "\n".join(
+        [
+            f"{row['kind']} {row['checkpoint']} on {row['data']} {row['split']}"
+            f" ({row['samples']} clips, {row['classes']} classes)",
+            "zero-shot   top1 {top1_pct:5.1f}%  top5 {top5_pct:5.1f}%".format(**row),
+            "text->video R@1 {r1_pct:5.1f}%  R@5 {r5_pct:5.1f}%  R@10 {r10_pct:5.1f}%".format(
+                **row
+            ),
+        ]
+    )
