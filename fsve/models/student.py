@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from fsve.models.config import FSVEConfig, fsve_config, fsve_paper, fsve_tiny
-from fsve.models.teacher import LOGIT_SCALE_INIT, LOGIT_SCALE_MAX
+from fsve.models.teacher import LOGIT_SCALE_INIT, VideoTextModel
 from fsve.models.text import TextEncoder
 from fsve.nn.attention import SpikeMatmul, SpikingTransformerBlock
 from fsve.nn.blocks import ConvTDBN, ms_stage
@@ -148,7 +148,7 @@ class SpikingVisualEncoder(nn.Module):
         return self.forward_head(self.forward_features(spikes))
 
 
-class FSVE(nn.Module):
+class FSVE(VideoTextModel):
     """FSVE student with the same API as the SPKLIP teacher.
 
     ``visual`` (:class:`SpikingVisualEncoder`), ``text`` (a :class:`TextEncoder`, so a
@@ -176,20 +176,6 @@ class FSVE(nn.Module):
     def encode_video(self, spikes: torch.Tensor) -> torch.Tensor:
         """Spike clip ``[B, K, F, H, W]`` (bool or float) -> video embedding ``[B, D]``."""
         return self.visual(spikes)
-
-    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Token ids ``[B, L]`` -> text embedding ``[B, D]``."""
-        return self.text(tokens)
-
-    def scale(self) -> torch.Tensor:
-        """The logit multiplier ``1/τ = exp(logit_scale)``, with the exponent clamped at log 100."""
-        return self.logit_scale.clamp(max=LOGIT_SCALE_MAX).exp()
-
-    def forward(
-        self, spikes: torch.Tensor, tokens: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(video_emb [B, D], text_emb [B', D], 1/τ scalar)``, the inputs of ``stcl_loss``."""
-        return self.encode_video(spikes), self.encode_text(tokens), self.scale()
 
 
 def build_fsve(config: Mapping[str, Any] | FSVEConfig | str) -> FSVE:

@@ -47,6 +47,7 @@ __all__ = [
     "SpatialAttention",
     "SpikeViT",
     "TemporalTransformer",
+    "VideoTextModel",
     "hsfe_block_features",
     "parameter_counts",
     "temporal_correlation",
@@ -294,6 +295,22 @@ class MAPResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+def pre_norm_encoder(width: int, heads: int, layers: int, dropout: float) -> nn.TransformerEncoder:
+    """A batch-first pre-norm GELU transformer encoder (FFN 4x width) with a final LayerNorm."""
+    layer = nn.TransformerEncoderLayer(
+        d_model=width,
+        nhead=heads,
+        dim_feedforward=4 * width,
+        dropout=dropout,
+        activation="gelu",
+        batch_first=True,
+        norm_first=True,
+    )
+    return nn.TransformerEncoder(
+        layer, layers, norm=nn.LayerNorm(width), enable_nested_tensor=False
+    )
+
+
 class TemporalTransformer(nn.Module):
     """Eq. 4: pre-norm Transformer encoder over the K block features ``[B, K, D]`` -> same."""
 
@@ -301,18 +318,7 @@ class TemporalTransformer(nn.Module):
         super().__init__()
         d = cfg.embed_dim
         self.positional_embedding = nn.Parameter(torch.randn(cfg.num_blocks, d) * 0.01)
-        layer = nn.TransformerEncoderLayer(
-            d_model=d,
-            nhead=cfg.temporal_heads,
-            dim_feedforward=4 * d,
-            dropout=cfg.dropout,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.encoder = nn.TransformerEncoder(
-            layer, cfg.temporal_layers, norm=nn.LayerNorm(d), enable_nested_tensor=False
-        )
+        self.encoder = pre_norm_encoder(d, cfg.temporal_heads, cfg.temporal_layers, cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.positional_embedding.shape[0]:
@@ -390,18 +396,7 @@ class SpikeViT(nn.Module):
         self.positional_embedding = nn.Parameter(
             torch.zeros(self.grid[0] * self.grid[1] + 1, width)
         )
-        layer = nn.TransformerEncoderLayer(
-            d_model=width,
-            nhead=cfg.pool_heads,
-            dim_feedforward=4 * width,
-            dropout=cfg.dropout,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.encoder = nn.TransformerEncoder(
-            layer, sum(cfg.layers), norm=nn.LayerNorm(width), enable_nested_tensor=False
-        )
+        self.encoder = pre_norm_encoder(width, cfg.pool_heads, sum(cfg.layers), cfg.dropout)
         self.proj = nn.Linear(width, cfg.embed_dim, bias=False)
         self._init_weights()
 
@@ -445,7 +440,26 @@ class SpikeViT(nn.Module):
 VIDEO_BASELINES: dict[str, type[nn.Module]] = {"frame_cnn": FrameCountCNN, "vit": SpikeViT}
 
 
-class SPKLIP(nn.Module):
+class VideoTextModel(nn.Module):
+    """What SPKLIP and FSVE share: a ``text`` encoder, a scalar ``logit_scale`` and the CLIP
+    forward. A subclass sets both attributes and defines ``encode_video``."""
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token ids ``[B, L]`` -> text embedding ``[B, D]``."""
+        return self.text(tokens)
+
+    def scale(self) -> torch.Tensor:
+        """The logit multiplier ``1/τ = exp(logit_scale)``, with the exponent clamped at log 100."""
+        return self.logit_scale.clamp(max=LOGIT_SCALE_MAX).exp()
+
+    def forward(
+        self, spikes: torch.Tensor, tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(video_emb [B, D], text_emb [B', D], 1/τ scalar)``, the inputs of ``stcl_loss``."""
+        return self.encode_video(spikes), self.encode_text(tokens), self.scale()
+
+
+class SPKLIP(VideoTextModel):
     """SPKLIP teacher: video ``[B, K, F, H, W]`` and tokens ``[B, L]`` -> embeddings ``[B, D]``.
 
     Submodules: ``hsfe`` (Eq. 2-3 + SA), ``backbone`` (MAPResNet), ``temporal`` (Eq. 4; ``None``
@@ -535,20 +549,6 @@ class SPKLIP(nn.Module):
         if self.hsfe is None:
             return self.encode_blocks(spikes).mean(dim=1)  # Eq. 5
         return self.forward_head(self.forward_features(spikes))
-
-    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Token ids ``[B, L]`` -> text embedding ``[B, D]``."""
-        return self.text(tokens)
-
-    def scale(self) -> torch.Tensor:
-        """The logit multiplier ``1/τ = exp(logit_scale)``, with the exponent clamped at log 100."""
-        return self.logit_scale.clamp(max=LOGIT_SCALE_MAX).exp()
-
-    def forward(
-        self, spikes: torch.Tensor, tokens: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(video_emb [B, D], text_emb [B', D], 1/τ scalar)``, the inputs of ``stcl_loss``."""
-        return self.encode_video(spikes), self.encode_text(tokens), self.scale()
 
 
 def hsfe_block_features(model: SPKLIP, spikes: torch.Tensor) -> torch.Tensor:
