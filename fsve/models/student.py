@@ -31,7 +31,12 @@ import torch
 from torch import nn
 
 from fsve.models.config import FSVEConfig, fsve_config, fsve_paper, fsve_tiny
-from fsve.models.teacher import LOGIT_SCALE_INIT, VideoTextModel
+from fsve.models.teacher import (
+    LOGIT_SCALE_INIT,
+    VideoTextModel,
+    check_clip_shape,
+    part_parameter_counts,
+)
 from fsve.models.text import TextEncoder
 from fsve.nn.attention import SpikeMatmul, SpikingTransformerBlock
 from fsve.nn.blocks import ConvTDBN, ms_stage
@@ -112,13 +117,7 @@ class SpikingVisualEncoder(nn.Module):
 
     def check_spikes(self, spikes: torch.Tensor) -> torch.Tensor:
         """Validate ``[B, K, F, H, W]`` and return it time-first as float ``[K, B, F, H, W]``."""
-        c = self.cfg
-        want = (c.num_blocks, c.block_frames, c.height, c.width)
-        if spikes.ndim != 5 or tuple(spikes.shape[1:]) != want:
-            raise ValueError(
-                f"spikes must be [B, K, 2r+1, H, W] = [B, {', '.join(map(str, want))}],"
-                f" got {tuple(spikes.shape)}"
-            )
+        check_clip_shape(spikes, self.cfg)
         if spikes.is_complex():
             raise ValueError(f"spikes must be bool or real, got {spikes.dtype}")
         dtype = self.proj.weight.dtype
@@ -208,20 +207,9 @@ def calibrate_statistics(model: nn.Module, spikes: torch.Tensor) -> nn.Module:
 def parameter_counts(model: FSVE) -> dict[str, int]:
     """Trainable parameters per part: stem, stages, transformer, proj, text, logit_scale, total."""
 
-    def count(m: nn.Module) -> int:
-        return sum(p.numel() for p in m.parameters())
-
     v = model.visual
-    counts = {
-        "stem": count(v.stem),
-        "stages": count(v.stages),
-        "transformer": count(v.blocks),
-        "proj": count(v.proj),
-        "text": count(model.text),
-        "logit_scale": model.logit_scale.numel(),
-    }
-    counts["total"] = sum(counts.values())
-    return counts
+    parts = {"stem": v.stem, "stages": v.stages, "transformer": v.blocks, "proj": v.proj}
+    return part_parameter_counts(model, parts)
 
 
 def _is_binary(t: torch.Tensor) -> bool:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,8 +49,10 @@ __all__ = [
     "SpikeViT",
     "TemporalTransformer",
     "VideoTextModel",
+    "check_clip_shape",
     "hsfe_block_features",
     "parameter_counts",
+    "part_parameter_counts",
     "temporal_correlation",
 ]
 
@@ -440,6 +443,17 @@ class SpikeViT(nn.Module):
 VIDEO_BASELINES: dict[str, type[nn.Module]] = {"frame_cnn": FrameCountCNN, "vit": SpikeViT}
 
 
+def check_clip_shape(spikes: torch.Tensor, cfg: Any) -> None:
+    """Raise ``ValueError`` unless ``spikes`` is ``[B, K, 2r+1, H, W]`` for the model config
+    ``cfg`` (a teacher or FSVE config: ``num_blocks``, ``block_frames``, ``height``, ``width``)."""
+    want = (cfg.num_blocks, cfg.block_frames, cfg.height, cfg.width)
+    if spikes.ndim != 5 or tuple(spikes.shape[1:]) != want:
+        raise ValueError(
+            f"spikes must be [B, K, 2r+1, H, W] = [B, {', '.join(map(str, want))}],"
+            f" got {tuple(spikes.shape)}"
+        )
+
+
 class VideoTextModel(nn.Module):
     """What SPKLIP and FSVE share: a ``text`` encoder, a scalar ``logit_scale`` and the CLIP
     forward. A subclass sets both attributes and defines ``encode_video``."""
@@ -492,13 +506,7 @@ class SPKLIP(VideoTextModel):
         self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
 
     def _check_spikes(self, spikes: torch.Tensor) -> torch.Tensor:
-        c = self.cfg
-        want = (c.num_blocks, c.block_frames, c.height, c.width)
-        if spikes.ndim != 5 or tuple(spikes.shape[1:]) != want:
-            raise ValueError(
-                f"spikes must be [B, K, 2r+1, H, W] = [B, {', '.join(map(str, want))}],"
-                f" got {tuple(spikes.shape)}"
-            )
+        check_clip_shape(spikes, self.cfg)
         return spikes.to(self.logit_scale.dtype)
 
     def _require_hsfe(self, method: str) -> HSFE:
@@ -574,15 +582,21 @@ def parameter_counts(model: SPKLIP) -> dict[str, int]:
     ``hsfe`` and ``temporal`` are 0 where the model has none (ablations, Table 1 baselines).
     """
 
+    parts = {"hsfe": model.hsfe, "backbone": model.backbone, "temporal": model.temporal}
+    return part_parameter_counts(model, parts)
+
+
+def part_parameter_counts(
+    model: VideoTextModel, parts: dict[str, nn.Module | None]
+) -> dict[str, int]:
+    """Parameters of each of ``parts`` (``None``: 0), then of ``text`` and ``logit_scale`` of
+    ``model``, then ``total``: the body of both ``parameter_counts``."""
+
     def count(m: nn.Module | None) -> int:
         return 0 if m is None else sum(p.numel() for p in m.parameters())
 
-    counts = {
-        "hsfe": count(model.hsfe),
-        "backbone": count(model.backbone),
-        "temporal": count(model.temporal),
-        "text": count(model.text),
-        "logit_scale": model.logit_scale.numel(),
-    }
+    counts = {name: count(m) for name, m in parts.items()}
+    counts["text"] = count(model.text)
+    counts["logit_scale"] = model.logit_scale.numel()
     counts["total"] = sum(counts.values())
     return counts
