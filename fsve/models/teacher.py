@@ -444,8 +444,7 @@ VIDEO_BASELINES: dict[str, type[nn.Module]] = {"frame_cnn": FrameCountCNN, "vit"
 
 
 def check_clip_shape(spikes: torch.Tensor, cfg: Any) -> None:
-    """Raise ``ValueError`` unless ``spikes`` is ``[B, K, 2r+1, H, W]`` for the model config
-    ``cfg`` (a teacher or FSVE config: ``num_blocks``, ``block_frames``, ``height``, ``width``)."""
+    """Raise ``ValueError`` unless ``spikes`` is ``[B, K, 2r+1, H, W]`` of a model config."""
     want = (cfg.num_blocks, cfg.block_frames, cfg.height, cfg.width)
     if spikes.ndim != 5 or tuple(spikes.shape[1:]) != want:
         raise ValueError(
@@ -455,8 +454,7 @@ def check_clip_shape(spikes: torch.Tensor, cfg: Any) -> None:
 
 
 class VideoTextModel(nn.Module):
-    """What SPKLIP and FSVE share: a ``text`` encoder, a scalar ``logit_scale`` and the CLIP
-    forward. A subclass sets both attributes and defines ``encode_video``."""
+    """The CLIP forward of SPKLIP and FSVE: subclasses set text, logit_scale, encode_video."""
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """Token ids ``[B, L]`` -> text embedding ``[B, D]``."""
@@ -589,8 +587,7 @@ def parameter_counts(model: SPKLIP) -> dict[str, int]:
 def part_parameter_counts(
     model: VideoTextModel, parts: dict[str, nn.Module | None]
 ) -> dict[str, int]:
-    """Parameters of each of ``parts`` (``None``: 0), then of ``text`` and ``logit_scale`` of
-    ``model``, then ``total``: the body of both ``parameter_counts``."""
+    """Parameters of each of ``parts`` (``None``: 0), ``model.text``, ``logit_scale``, total."""
 
     def count(m: nn.Module | None) -> int:
         return 0 if m is None else sum(p.numel() for p in m.parameters())
