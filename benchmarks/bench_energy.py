@@ -14,9 +14,6 @@ measured interleaved in the same run, and the SOP totals both report. Target: ou
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -26,25 +23,10 @@ from spikingjelly.activation_based.op_counter import (
     MACCounter,
     SynOpCounter,
 )
+from timing import interleaved_median_ms
 
 from energy.counting import Collector
 from fsve.models.student import FSVE, calibrate_statistics, fsve_config
-
-
-def _interleaved_median_ms(
-    fns: dict[str, Callable[[], object]], warmup: int, repeats: int
-) -> dict[str, float]:
-    """Median wall time per callable in ms; they take turns so that machine load hits all alike."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
 
 
 def _inputs(model: FSVE, batch: int) -> torch.Tensor:
@@ -92,7 +74,7 @@ def bench(batch: int, warmup: int, repeats: int) -> dict[str, float]:
             model.encode_video(x)
         sj_counters.append(counters[0].get_total())
 
-    ms = _interleaved_median_ms(
+    ms = interleaved_median_ms(
         {"plain": plain, "ours": ours, "spikingjelly": spikingjelly}, warmup, repeats
     )
     return {**ms, "ours_sops": ours_sops[-1], "sj_synops": sj_counters[-1]}

@@ -8,12 +8,10 @@ ratio SpikingJelly / ours, for FSVE layer shapes ``[T, B, C, H, W]`` on CPU.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 from spikingjelly.activation_based import neuron, surrogate
+from timing import interleaved_median_ms
 
 from fsve.nn import LIF, LIFParams
 
@@ -24,23 +22,6 @@ SHAPES: tuple[tuple[int, ...], ...] = (  # [T, B, C, H, W]
     (5, 2, 64, 120, 160),  # paper scale: 240x320 input after a stride-2 stem
 )
 QUICK_SHAPES: tuple[tuple[int, ...], ...] = ((5, 2, 16, 16, 16), (5, 2, 64, 8, 8))
-
-
-def _interleaved_median_ms(
-    fns: dict[str, Callable[[], None]], warmup: int, repeats: int
-) -> dict[str, float]:
-    """Median wall time of each callable in ms; the callables take turns, so that load from
-    other processes on a shared machine hits all of them alike."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
 
 
 def _bench_shape(shape: tuple[int, ...], warmup: int, repeats: int) -> dict[str, float]:
@@ -71,7 +52,7 @@ def _bench_shape(shape: tuple[int, ...], warmup: int, repeats: int) -> dict[str,
         if backward:
             s.backward(grad)
 
-    row = _interleaved_median_ms(
+    row = interleaved_median_ms(
         {
             "ours_fb_ms": lambda: run_ours(True),
             "sj_fb_ms": lambda: run_sj(True),

@@ -30,6 +30,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -107,6 +108,17 @@ def _lava(
         return json.loads(dst.read_text()), {k: v["s"] for k, v in results.items()}
 
 
+def _add_lava_row(lava, rows: list[tuple[str, int, float]]) -> tuple[float | None, Any, Any]:
+    """``(steps/s, timing, spikes)`` of a Lava run put first in ``rows``; or print why it was
+    skipped (``lava`` is then the reason) and return ``(None, None, None)``."""
+    if isinstance(lava, str):
+        print(f"Lava: skipped ({lava})")
+        return None, None, None
+    timing, s_lava = lava
+    rows.insert(0, ("Lava fixed_pt (timed part)", timing["timed_steps"], timing["timed_s"]))
+    return timing["timed_steps"] / timing["timed_s"], timing, s_lava
+
+
 def _print_rows(rows: list[tuple[str, int, float]], lava_rate: float | None) -> None:
     print(f"{'run':<34} {'steps':>9} {'wall s':>9} {'steps/s':>12} {'x Lava':>8}")
     for name, steps, wall in rows:
@@ -133,13 +145,8 @@ def bench_dense(args: argparse.Namespace) -> None:
         f"input density {args.density}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '?')}"
     )
     print(f"output spikes/neuron/step: {float(sb.mean()):.4f}")
-    lava_rate = None
-    if isinstance(lava, str):
-        print(f"Lava: skipped ({lava})")
-    else:
-        timing, s_lava = lava
-        lava_rate = timing["timed_steps"] / timing["timed_s"]
-        rows.insert(0, ("Lava fixed_pt (timed part)", timing["timed_steps"], timing["timed_s"]))
+    lava_rate, timing, s_lava = _add_lava_row(lava, rows)
+    if timing is not None:
         equal = np.array_equal(s_lava["lif"], sb[:, 0]) and np.array_equal(s1[:, 0], sb[:, 0])
         print(
             f"Lava build {timing['build_s']:.2f} s, warm-up (compile, start) "
@@ -224,13 +231,8 @@ def bench_fsve(args: argparse.Namespace) -> None:
         f" {len(graph.layers)} layers, {neurons:,} neurons, {synapses} Dense/Conv processes;"
         f" {run.steps} steps ({len(x)} inputs + the depth), Lava's timing"
     )
-    lava_rate = None
-    if isinstance(lava, str):
-        print(f"Lava: skipped ({lava})")
-    else:
-        timing, s_lava = lava
-        lava_rate = timing["timed_steps"] / timing["timed_s"]
-        rows.insert(0, ("Lava fixed_pt (timed part)", timing["timed_steps"], timing["timed_s"]))
+    lava_rate, timing, s_lava = _add_lava_row(lava, rows)
+    if timing is not None:
         equal = all(np.array_equal(s_lava[n], run.values[n][:, 0]) for n in q.layers)
         print(
             f"Lava build {timing['build_s']:.2f} s, {warm} warm-up steps (compile, start) "

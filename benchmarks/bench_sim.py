@@ -16,30 +16,15 @@ Measured interleaved in the same run (median wall time):
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from timing import interleaved_median_s
 from torch import nn
 
 from export.nir import to_nir
 from export.sim import Simulator
 from fsve.models.student import FSVE, fsve_config
-
-
-def _median_s(fns: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict:
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def _clips(cfg, batch: int) -> torch.Tensor:
@@ -97,7 +82,8 @@ def bench_fsve(checkpoint: Path | None, batch: int, warmup: int, repeats: int) -
         with torch.no_grad():
             model.encode_video(x)
 
-    t = _median_s({"sim": sim, "sim64": sim_exact, "torch": torch_model}, warmup, repeats)
+    fns = {"sim": sim, "sim64": sim_exact, "torch": torch_model}
+    t = interleaved_median_s(fns, warmup, repeats)
     equal = torch.equal(split.encode_video(x), model.encode_video(x).detach())
     nodes = len(ex.graph.nodes)
     return {"steps": steps, "nodes": nodes, "equal": equal, **t}
@@ -148,7 +134,7 @@ def bench_chain(batch: int, warmup: int, repeats: int) -> dict:
         with torch.no_grad():
             out["sj"], _ = theirs(x)
 
-    t = _median_s({"sim": sim, "sj": sj}, warmup, repeats)
+    t = interleaved_median_s({"sim": sim, "sj": sj}, warmup, repeats)
     return {"steps": x.shape[0], "equal": torch.equal(out["ours"], out["sj"]),
             "spikes": int(out["ours"].sum()), **t}  # fmt: skip
 

@@ -135,6 +135,14 @@ class TextConfig:
             raise ValueError(f"text.dropout must be in [0, 1), got {self.dropout!r}")
 
 
+def _check_text(text: object, embed_dim: int) -> None:
+    """A model config's ``text`` must be a :class:`TextConfig` with the model's ``embed_dim``."""
+    if not isinstance(text, TextConfig):
+        raise ValueError(f"text must be a TextConfig, got {type(text).__name__}")
+    if text.embed_dim != embed_dim:
+        raise ValueError(f"text.embed_dim {text.embed_dim} must equal embed_dim {embed_dim}")
+
+
 @dataclass(frozen=True)
 class TeacherConfig:
     """SPKLIP teacher: HSFE (Eq. 2-3) -> STAR-Net (Eq. 4-5), text encoder, STCL (Eq. 6).
@@ -256,12 +264,7 @@ class TeacherConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if not isinstance(self.text, TextConfig):
-            raise ValueError(f"text must be a TextConfig, got {type(self.text).__name__}")
-        if self.text.embed_dim != self.embed_dim:
-            raise ValueError(
-                f"text.embed_dim {self.text.embed_dim} must equal embed_dim {self.embed_dim}"
-            )
+        _check_text(self.text, self.embed_dim)
 
     @property
     def num_branches(self) -> int:
@@ -410,12 +413,7 @@ class FSVEConfig:
         for name in ("lif_decay_input", "lif_detach_reset"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        if not isinstance(self.text, TextConfig):
-            raise ValueError(f"text must be a TextConfig, got {type(self.text).__name__}")
-        if self.text.embed_dim != self.embed_dim:
-            raise ValueError(
-                f"text.embed_dim {self.text.embed_dim} must equal embed_dim {self.embed_dim}"
-            )
+        _check_text(self.text, self.embed_dim)
 
     @property
     def token_grid(self) -> tuple[int, int]:

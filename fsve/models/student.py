@@ -31,7 +31,12 @@ import torch
 from torch import nn
 
 from fsve.models.config import FSVEConfig, fsve_config, fsve_paper, fsve_tiny
-from fsve.models.teacher import LOGIT_SCALE_INIT, LOGIT_SCALE_MAX
+from fsve.models.teacher import (
+    LOGIT_SCALE_INIT,
+    VideoTextModel,
+    check_clip_shape,
+    part_parameter_counts,
+)
 from fsve.models.text import TextEncoder
 from fsve.nn.attention import SpikeMatmul, SpikingTransformerBlock
 from fsve.nn.blocks import ConvTDBN, ms_stage
@@ -112,13 +117,7 @@ class SpikingVisualEncoder(nn.Module):
 
     def check_spikes(self, spikes: torch.Tensor) -> torch.Tensor:
         """Validate ``[B, K, F, H, W]`` and return it time-first as float ``[K, B, F, H, W]``."""
-        c = self.cfg
-        want = (c.num_blocks, c.block_frames, c.height, c.width)
-        if spikes.ndim != 5 or tuple(spikes.shape[1:]) != want:
-            raise ValueError(
-                f"spikes must be [B, K, 2r+1, H, W] = [B, {', '.join(map(str, want))}],"
-                f" got {tuple(spikes.shape)}"
-            )
+        check_clip_shape(spikes, self.cfg)
         if spikes.is_complex():
             raise ValueError(f"spikes must be bool or real, got {spikes.dtype}")
         dtype = self.proj.weight.dtype
@@ -148,7 +147,7 @@ class SpikingVisualEncoder(nn.Module):
         return self.forward_head(self.forward_features(spikes))
 
 
-class FSVE(nn.Module):
+class FSVE(VideoTextModel):
     """FSVE student with the same API as the SPKLIP teacher.
 
     ``visual`` (:class:`SpikingVisualEncoder`), ``text`` (a :class:`TextEncoder`, so a
@@ -176,20 +175,6 @@ class FSVE(nn.Module):
     def encode_video(self, spikes: torch.Tensor) -> torch.Tensor:
         """Spike clip ``[B, K, F, H, W]`` (bool or float) -> video embedding ``[B, D]``."""
         return self.visual(spikes)
-
-    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Token ids ``[B, L]`` -> text embedding ``[B, D]``."""
-        return self.text(tokens)
-
-    def scale(self) -> torch.Tensor:
-        """The logit multiplier ``1/τ = exp(logit_scale)``, with the exponent clamped at log 100."""
-        return self.logit_scale.clamp(max=LOGIT_SCALE_MAX).exp()
-
-    def forward(
-        self, spikes: torch.Tensor, tokens: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(video_emb [B, D], text_emb [B', D], 1/τ scalar)``, the inputs of ``stcl_loss``."""
-        return self.encode_video(spikes), self.encode_text(tokens), self.scale()
 
 
 def build_fsve(config: Mapping[str, Any] | FSVEConfig | str) -> FSVE:
@@ -222,20 +207,9 @@ def calibrate_statistics(model: nn.Module, spikes: torch.Tensor) -> nn.Module:
 def parameter_counts(model: FSVE) -> dict[str, int]:
     """Trainable parameters per part: stem, stages, transformer, proj, text, logit_scale, total."""
 
-    def count(m: nn.Module) -> int:
-        return sum(p.numel() for p in m.parameters())
-
     v = model.visual
-    counts = {
-        "stem": count(v.stem),
-        "stages": count(v.stages),
-        "transformer": count(v.blocks),
-        "proj": count(v.proj),
-        "text": count(model.text),
-        "logit_scale": model.logit_scale.numel(),
-    }
-    counts["total"] = sum(counts.values())
-    return counts
+    parts = {"stem": v.stem, "stages": v.stages, "transformer": v.blocks, "proj": v.proj}
+    return part_parameter_counts(model, parts)
 
 
 def _is_binary(t: torch.Tensor) -> bool:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,8 +48,11 @@ __all__ = [
     "SpatialAttention",
     "SpikeViT",
     "TemporalTransformer",
+    "VideoTextModel",
+    "check_clip_shape",
     "hsfe_block_features",
     "parameter_counts",
+    "part_parameter_counts",
     "temporal_correlation",
 ]
 
@@ -294,6 +298,22 @@ class MAPResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+def pre_norm_encoder(width: int, heads: int, layers: int, dropout: float) -> nn.TransformerEncoder:
+    """A batch-first pre-norm GELU transformer encoder (FFN 4x width) with a final LayerNorm."""
+    layer = nn.TransformerEncoderLayer(
+        d_model=width,
+        nhead=heads,
+        dim_feedforward=4 * width,
+        dropout=dropout,
+        activation="gelu",
+        batch_first=True,
+        norm_first=True,
+    )
+    return nn.TransformerEncoder(
+        layer, layers, norm=nn.LayerNorm(width), enable_nested_tensor=False
+    )
+
+
 class TemporalTransformer(nn.Module):
     """Eq. 4: pre-norm Transformer encoder over the K block features ``[B, K, D]`` -> same."""
 
@@ -301,18 +321,7 @@ class TemporalTransformer(nn.Module):
         super().__init__()
         d = cfg.embed_dim
         self.positional_embedding = nn.Parameter(torch.randn(cfg.num_blocks, d) * 0.01)
-        layer = nn.TransformerEncoderLayer(
-            d_model=d,
-            nhead=cfg.temporal_heads,
-            dim_feedforward=4 * d,
-            dropout=cfg.dropout,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.encoder = nn.TransformerEncoder(
-            layer, cfg.temporal_layers, norm=nn.LayerNorm(d), enable_nested_tensor=False
-        )
+        self.encoder = pre_norm_encoder(d, cfg.temporal_heads, cfg.temporal_layers, cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.positional_embedding.shape[0]:
@@ -390,18 +399,7 @@ class SpikeViT(nn.Module):
         self.positional_embedding = nn.Parameter(
             torch.zeros(self.grid[0] * self.grid[1] + 1, width)
         )
-        layer = nn.TransformerEncoderLayer(
-            d_model=width,
-            nhead=cfg.pool_heads,
-            dim_feedforward=4 * width,
-            dropout=cfg.dropout,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.encoder = nn.TransformerEncoder(
-            layer, sum(cfg.layers), norm=nn.LayerNorm(width), enable_nested_tensor=False
-        )
+        self.encoder = pre_norm_encoder(width, cfg.pool_heads, sum(cfg.layers), cfg.dropout)
         self.proj = nn.Linear(width, cfg.embed_dim, bias=False)
         self._init_weights()
 
@@ -445,7 +443,35 @@ class SpikeViT(nn.Module):
 VIDEO_BASELINES: dict[str, type[nn.Module]] = {"frame_cnn": FrameCountCNN, "vit": SpikeViT}
 
 
-class SPKLIP(nn.Module):
+def check_clip_shape(spikes: torch.Tensor, cfg: Any) -> None:
+    """Raise ``ValueError`` unless ``spikes`` is ``[B, K, 2r+1, H, W]`` of a model config."""
+    want = (cfg.num_blocks, cfg.block_frames, cfg.height, cfg.width)
+    if spikes.ndim != 5 or tuple(spikes.shape[1:]) != want:
+        raise ValueError(
+            f"spikes must be [B, K, 2r+1, H, W] = [B, {', '.join(map(str, want))}],"
+            f" got {tuple(spikes.shape)}"
+        )
+
+
+class VideoTextModel(nn.Module):
+    """The CLIP forward of SPKLIP and FSVE: subclasses set text, logit_scale, encode_video."""
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token ids ``[B, L]`` -> text embedding ``[B, D]``."""
+        return self.text(tokens)
+
+    def scale(self) -> torch.Tensor:
+        """The logit multiplier ``1/τ = exp(logit_scale)``, with the exponent clamped at log 100."""
+        return self.logit_scale.clamp(max=LOGIT_SCALE_MAX).exp()
+
+    def forward(
+        self, spikes: torch.Tensor, tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(video_emb [B, D], text_emb [B', D], 1/τ scalar)``, the inputs of ``stcl_loss``."""
+        return self.encode_video(spikes), self.encode_text(tokens), self.scale()
+
+
+class SPKLIP(VideoTextModel):
     """SPKLIP teacher: video ``[B, K, F, H, W]`` and tokens ``[B, L]`` -> embeddings ``[B, D]``.
 
     Submodules: ``hsfe`` (Eq. 2-3 + SA), ``backbone`` (MAPResNet), ``temporal`` (Eq. 4; ``None``
@@ -478,13 +504,7 @@ class SPKLIP(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(LOGIT_SCALE_INIT))
 
     def _check_spikes(self, spikes: torch.Tensor) -> torch.Tensor:
-        c = self.cfg
-        want = (c.num_blocks, c.block_frames, c.height, c.width)
-        if spikes.ndim != 5 or tuple(spikes.shape[1:]) != want:
-            raise ValueError(
-                f"spikes must be [B, K, 2r+1, H, W] = [B, {', '.join(map(str, want))}],"
-                f" got {tuple(spikes.shape)}"
-            )
+        check_clip_shape(spikes, self.cfg)
         return spikes.to(self.logit_scale.dtype)
 
     def _require_hsfe(self, method: str) -> HSFE:
@@ -536,20 +556,6 @@ class SPKLIP(nn.Module):
             return self.encode_blocks(spikes).mean(dim=1)  # Eq. 5
         return self.forward_head(self.forward_features(spikes))
 
-    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Token ids ``[B, L]`` -> text embedding ``[B, D]``."""
-        return self.text(tokens)
-
-    def scale(self) -> torch.Tensor:
-        """The logit multiplier ``1/τ = exp(logit_scale)``, with the exponent clamped at log 100."""
-        return self.logit_scale.clamp(max=LOGIT_SCALE_MAX).exp()
-
-    def forward(
-        self, spikes: torch.Tensor, tokens: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(video_emb [B, D], text_emb [B', D], 1/τ scalar)``, the inputs of ``stcl_loss``."""
-        return self.encode_video(spikes), self.encode_text(tokens), self.scale()
-
 
 def hsfe_block_features(model: SPKLIP, spikes: torch.Tensor) -> torch.Tensor:
     """The K HSFE feature vectors of Fig. 5: spatial mean of ``Ĩ`` per block, ``[B, K, C_h]``."""
@@ -574,15 +580,20 @@ def parameter_counts(model: SPKLIP) -> dict[str, int]:
     ``hsfe`` and ``temporal`` are 0 where the model has none (ablations, Table 1 baselines).
     """
 
+    parts = {"hsfe": model.hsfe, "backbone": model.backbone, "temporal": model.temporal}
+    return part_parameter_counts(model, parts)
+
+
+def part_parameter_counts(
+    model: VideoTextModel, parts: dict[str, nn.Module | None]
+) -> dict[str, int]:
+    """Parameters of each of ``parts`` (``None``: 0), ``model.text``, ``logit_scale``, total."""
+
     def count(m: nn.Module | None) -> int:
         return 0 if m is None else sum(p.numel() for p in m.parameters())
 
-    counts = {
-        "hsfe": count(model.hsfe),
-        "backbone": count(model.backbone),
-        "temporal": count(model.temporal),
-        "text": count(model.text),
-        "logit_scale": model.logit_scale.numel(),
-    }
+    counts = {name: count(m) for name, m in parts.items()}
+    counts["text"] = count(model.text)
+    counts["logit_scale"] = model.logit_scale.numel()
     counts["total"] = sum(counts.values())
     return counts

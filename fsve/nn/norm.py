@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["TDBN1d", "TDBN2d"]
+__all__ = ["TDBN1d", "TDBN2d", "ThresholdDependent"]
 
 
 def _init_weight(bn: nn.BatchNorm1d | nn.BatchNorm2d, alpha: float, v_threshold: float) -> None:
@@ -37,11 +37,12 @@ def _init_weight(bn: nn.BatchNorm1d | nn.BatchNorm2d, alpha: float, v_threshold:
         bn.weight.fill_(bn.alpha * bn.v_threshold)
 
 
-class TDBN2d(nn.BatchNorm2d):
-    """TDBN for conv feature maps ``[T, B, C, H, W]``: statistics over ``T·B·H·W`` per channel.
+class ThresholdDependent:
+    """The TDBN part of :class:`TDBN1d` and :class:`TDBN2d`, mixed in before the BatchNorm class:
+    an affine BN with the weight initialised to ``alpha · v_threshold``, both in its repr."""
 
-    ``alpha = 0`` gives a zero-initialised TDBN (the last one of an MS-ResNet block).
-    """
+    alpha: float
+    v_threshold: float
 
     def __init__(
         self,
@@ -53,6 +54,16 @@ class TDBN2d(nn.BatchNorm2d):
     ) -> None:
         super().__init__(num_features, eps=eps, momentum=momentum, affine=True)
         _init_weight(self, alpha, v_threshold)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, alpha={self.alpha}, v_threshold={self.v_threshold}"
+
+
+class TDBN2d(ThresholdDependent, nn.BatchNorm2d):
+    """TDBN for conv feature maps ``[T, B, C, H, W]``: statistics over ``T·B·H·W`` per channel.
+
+    ``alpha = 0`` gives a zero-initialised TDBN (the last one of an MS-ResNet block).
+    """
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         if x_seq.ndim != 5:
@@ -60,27 +71,13 @@ class TDBN2d(nn.BatchNorm2d):
         y = super().forward(x_seq.flatten(0, 1))  # [T*B, C, H, W]
         return y.unflatten(0, x_seq.shape[:2])  # [T, B, C, H, W]
 
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, alpha={self.alpha}, v_threshold={self.v_threshold}"
 
-
-class TDBN1d(nn.BatchNorm1d):
+class TDBN1d(ThresholdDependent, nn.BatchNorm1d):
     """TDBN for channel-last tokens ``[T, B, ..., C]`` (e.g. ``[T, B, N, C]``).
 
     Statistics per channel over every other dimension (``T·B·N``). Equals SpikingJelly's
     ``ThresholdDependentBatchNorm1d`` applied to the channel-first ``[T, B, C, N]`` layout.
     """
-
-    def __init__(
-        self,
-        num_features: int,
-        alpha: float = 1.0,
-        v_threshold: float = 1.0,
-        eps: float = 1e-5,
-        momentum: float = 0.1,
-    ) -> None:
-        super().__init__(num_features, eps=eps, momentum=momentum, affine=True)
-        _init_weight(self, alpha, v_threshold)
 
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         if x_seq.ndim < 3 or x_seq.shape[-1] != self.num_features:
@@ -89,6 +86,3 @@ class TDBN1d(nn.BatchNorm1d):
             )
         y = super().forward(x_seq.reshape(-1, self.num_features))  # [T*B*N, C]
         return y.view(x_seq.shape)  # [T, B, ..., C]
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, alpha={self.alpha}, v_threshold={self.v_threshold}"

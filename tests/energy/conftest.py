@@ -4,54 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from micro_configs import MICRO_FSVE, MICRO_TEACHER
 from torch import nn
 
-from fsve.data.synth import SynthConfig, generate_dataset
 from fsve.models.config import teacher_config
 from fsve.models.student import FSVE, calibrate_statistics, fsve_config
 from fsve.models.teacher import SPKLIP
-
-# a 32x32 FSVE with every layer type of the paper model; a forward takes milliseconds
-MICRO_FSVE = {
-    "height": 32,
-    "width": 32,
-    "stem_width": 8,
-    "widths": [8, 16, 16, 32],
-    "layers": [1, 1, 1, 1],
-    "attn_depth": 1,
-    "attn_heads": 2,
-    "mlp_ratio": 2,
-    "embed_dim": 16,
-    "text": {
-        "vocab_size": 64,
-        "context_length": 8,
-        "width": 16,
-        "layers": 1,
-        "heads": 2,
-        "embed_dim": 16,
-    },
-}
-
-MICRO_TEACHER = {
-    "height": 32,
-    "width": 32,
-    "hsfe_channels": 8,
-    "sa_hidden": 4,
-    "base_width": 4,
-    "layers": [1, 1, 1, 1],
-    "pool_heads": 4,
-    "temporal_layers": 1,
-    "temporal_heads": 2,
-    "embed_dim": 16,
-    "text": {
-        "vocab_size": 64,
-        "context_length": 8,
-        "width": 16,
-        "layers": 1,
-        "heads": 2,
-        "embed_dim": 16,
-    },
-}
 
 
 def calibrate(model: nn.Module, x: torch.Tensor) -> nn.Module:
@@ -86,9 +44,6 @@ def micro_teacher() -> SPKLIP:
 
 
 @pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory):
+def tiny_data(synth_data):
     """12 classes x (1 train, 1 val, 1 test) clips of 250 frames at 32x32."""
-    config = SynthConfig(
-        height=32, width=32, frames=250, train_per_class=1, val_per_class=1, test_per_class=1
-    )
-    return generate_dataset(tmp_path_factory.mktemp("energy") / "data", config, progress=False)
+    return synth_data("energy", 1, 1, 1)

@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import micro_configs
 import pytest
 import torch
 from torch import nn
 
+from fsve.checkpoint import save_checkpoint
 from fsve.data.dataset import SpikeDataset, WindowSpec, collate
-from fsve.data.synth import SynthConfig, generate_dataset
 from fsve.models.student import FSVE, calibrate_statistics, fsve_config
+from fsve.models.text import WordTokenizer
 from fsve.nn.norm import TDBN1d, TDBN2d
 
-# 32x32, every layer type of the paper model (downsampling and identity shortcuts, E-SDSA)
-MICRO_FSVE = {
-    "height": 32,
-    "width": 32,
-    "stem_width": 8,
-    "widths": [8, 16, 16, 32],
-    "layers": [2, 1, 1, 1],
-    "attn_depth": 2,
-    "attn_heads": 2,
-    "mlp_ratio": 2,
-    "embed_dim": 16,
-    "text": {
-        "vocab_size": 64,
-        "context_length": 8,
-        "width": 16,
-        "layers": 1,
-        "heads": 2,
-        "embed_dim": 16,
-    },
-}
+# the shared micro FSVE with a downsampling and an identity shortcut and two E-SDSA blocks
+MICRO_FSVE = {**micro_configs.MICRO_FSVE, "layers": [2, 1, 1, 1], "attn_depth": 2}
 
 
 def calibrate(model: nn.Module, x: torch.Tensor) -> nn.Module:
@@ -54,12 +40,9 @@ def calibrated():
 
 
 @pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory):
+def tiny_data(synth_data):
     """12 classes x 2 test clips of 250 frames at 32x32 (real synthetic spike-camera data)."""
-    config = SynthConfig(
-        height=32, width=32, frames=250, train_per_class=1, val_per_class=1, test_per_class=2
-    )
-    return generate_dataset(tmp_path_factory.mktemp("export") / "data", config, progress=False)
+    return synth_data("export", 1, 1, 2)
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +57,15 @@ def micro_fsve(clips) -> FSVE:
     torch.manual_seed(0)
     model = FSVE(fsve_config(MICRO_FSVE))
     return calibrate(model, clips[::3])
+
+
+@pytest.fixture(scope="session")
+def micro_checkpoint(micro_fsve, tiny_data, tmp_path_factory) -> Path:
+    """:func:`micro_fsve` saved as an ``fsve`` checkpoint with the class names of ``tiny_data``
+    and a word tokenizer of their prompts (what the CLIs need for Top-1)."""
+    ds = SpikeDataset(tiny_data, "test")
+    tok = WordTokenizer.from_texts([f"a video of an object {c}" for c in ds.class_names])
+    return save_checkpoint(
+        tmp_path_factory.mktemp("ckpt") / "fsve.pt", "fsve", micro_fsve.cfg,
+        micro_fsve.state_dict(), tokenizer=tok.to_dict(), classes=ds.class_names,
+    )  # fmt: skip

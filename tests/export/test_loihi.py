@@ -487,17 +487,10 @@ def test_micro_fsve_fixed_point_agrees_with_float(micro_fsve, clips):
     assert sum(int(fl[n].sum()) for n in q.layers) > 1000
 
 
-def test_cli_reports_float_and_fixed(micro_fsve, tiny_data, tmp_path, capsys):
-    from fsve.checkpoint import save_checkpoint
+def test_cli_reports_float_and_fixed(micro_fsve, micro_checkpoint, tiny_data, tmp_path, capsys):
     from fsve.data.dataset import SpikeDataset
-    from fsve.models.text import WordTokenizer
 
-    ds = SpikeDataset(tiny_data, "test")
-    tok = WordTokenizer.from_texts([f"a video of an object {c}" for c in ds.class_names])
-    ckpt = save_checkpoint(
-        tmp_path / "fsve.pt", "fsve", micro_fsve.cfg, micro_fsve.state_dict(),
-        tokenizer=tok.to_dict(), classes=ds.class_names,
-    )  # fmt: skip
+    ckpt = micro_checkpoint
     out = tmp_path / "rep"
     rc = main([str(ckpt), "--data", str(tiny_data), "--samples", "4", "--batch-size", "4",
                "--calibration", "4", "--out", str(out)])  # fmt: skip

@@ -24,7 +24,6 @@ from export.nir import (
 )
 from export.sim import simulate
 from fsve.checkpoint import save_checkpoint
-from fsve.models.text import WordTokenizer
 from fsve.nn.attention import SN, AttentionSN
 from fsve.nn.blocks import seq_forward
 from fsve.nn.neurons import LIF, LIFParams
@@ -309,15 +308,8 @@ def test_fsve_float64_export_reproduces_every_spike(micro_fsve, clips):
 # ----------------------------------------------------------------------------- CLI
 
 
-def test_cli_exports_and_reports(micro_fsve, tiny_data, tmp_path, capsys):
-    from fsve.data.dataset import SpikeDataset
-
-    ds = SpikeDataset(tiny_data, "test")
-    tok = WordTokenizer.from_texts([f"a video of an object {c}" for c in ds.class_names])
-    ckpt = save_checkpoint(
-        tmp_path / "fsve.pt", "fsve", micro_fsve.cfg, micro_fsve.state_dict(),
-        tokenizer=tok.to_dict(), classes=ds.class_names,
-    )  # fmt: skip
+def test_cli_exports_and_reports(micro_checkpoint, tiny_data, tmp_path, capsys):
+    ckpt = micro_checkpoint
     out = tmp_path / "out" / "fsve.nir"
     rc = main([str(ckpt), str(out), "--data", str(tiny_data), "--samples", "6",
                "--batch-size", "4"])  # fmt: skip

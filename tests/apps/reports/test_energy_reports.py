@@ -14,7 +14,6 @@ from energy.costs import PRESETS
 from energy.profile import profile_model
 from fsve.checkpoint import save_checkpoint
 from fsve.data.dataset import SpikeDataset, collate, window_of
-from fsve.data.synth import SynthConfig, generate_dataset
 from fsve.models.config import teacher_config
 from fsve.models.student import FSVE, calibrate_statistics, fsve_config
 from fsve.models.teacher import SPKLIP
@@ -25,11 +24,9 @@ FLAT = dataclasses.replace(
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(synth_data):
     """12 classes x 1 test clip (+1 train) of 250 frames at 32x32."""
-    config = SynthConfig(height=32, width=32, train_per_class=1, val_per_class=0,
-                         test_per_class=1)  # fmt: skip
-    return generate_dataset(tmp_path_factory.mktemp("reports") / "data", config, progress=False)
+    return synth_data("reports", 1, 0, 1)
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,13 @@ import torch
 
 from apps.reports.figures import fig5_correlation, mean_off_diagonal
 from fsve.checkpoint import save_checkpoint
-from fsve.data.synth import SynthConfig, generate_dataset
 from fsve.models.config import teacher_config
 from fsve.models.teacher import SPKLIP
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    config = SynthConfig(height=32, width=32, train_per_class=0, val_per_class=0,
-                         test_per_class=2)  # fmt: skip
-    return generate_dataset(tmp_path_factory.mktemp("fig5") / "data", config, progress=False)
+def data(synth_data):
+    return synth_data("fig5", 0, 0, 2)
 
 
 @pytest.fixture(scope="module")

@@ -32,15 +32,6 @@ from fsve.train.losses import stcl_loss
 BASELINES = ("frame_cnn", "vit")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: the machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def baseline_cfg(encoder: str, **changes: object) -> TeacherConfig:
     return dataclasses.replace(tiny(), video_encoder=encoder, **changes)
 
