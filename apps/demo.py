@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val", type=int, default=10, help="validation samples per class")
     parser.add_argument("--test", type=int, default=10, help="test samples per class")
     parser.add_argument("--teacher-epochs", type=int, default=12)
-    parser.add_argument("--fsve-epochs", type=int, default=24)
+    parser.add_argument("--fsve-epochs", type=int, default=30)
     parser.add_argument(
         "--started-at",
         type=float,
