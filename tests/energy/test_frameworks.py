@@ -3,8 +3,10 @@ from the model or asked for; spiking modules without a rule are reported loudly 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -325,3 +327,36 @@ def test_unsupported_framework_neuron_is_reported_loudly():
         report = profile_model(net, X, batch_dim=1)
     assert report.row("snn") is not None  # an snnTorch neuron: an SNN with a hole, said so
     assert report.summary["unknown_spiking"].tolist() == [1, 1]
+
+
+# -- the examples of docs/energy.md ----------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "energy.md"
+FRAMEWORKS = {"spikingjelly": 2, "snntorch": 8, "norse": 8, "sinabs": 8}  # -> samples
+
+
+def doc_examples() -> list[str]:
+    text = DOCS.read_text()
+    section = text.split("## Profiling your own network", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+def uses(code: str, framework: str) -> bool:
+    return re.search(rf"^(?:import|from) {framework}\b", code, flags=re.M) is not None
+
+
+def test_docs_has_one_example_per_framework():
+    found = [next(f for f in FRAMEWORKS if uses(code, f)) for code in doc_examples()]
+    assert found == list(FRAMEWORKS)
+
+
+@pytest.mark.parametrize("framework", list(FRAMEWORKS))
+def test_docs_example_runs(framework, capsys):
+    pytest.importorskip(framework)
+    code = next(c for c in doc_examples() if uses(c, framework))
+    namespace: dict = {}
+    exec(compile(code, f"docs/energy.md ({framework})", "exec"), namespace)
+    row = namespace["report"].row("snn")
+    assert row["samples"] == FRAMEWORKS[framework]
+    assert row["neuron_updates"] > 0 and namespace["report"].unknown_spiking == []
+    assert "Total estimated energy" in capsys.readouterr().out
