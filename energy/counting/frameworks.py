@@ -117,9 +117,11 @@ def _sj_kind() -> _Kind:
 # -- rules ------------------------------------------------------------------------------------
 
 
-def _framework_neuron(kind: _Kind | None) -> Callable:
+def _framework_neuron(kinds: dict[type, _Kind], default: _Kind | None = None) -> Callable:
+    """The rule of supported neuron classes ``kinds`` (exact types; ``default`` for all)."""
+
     def rule(c: Collector, name: str, m: nn.Module, args: tuple, out: Any) -> None:
-        k = kind or _kinds().get(type(m))
+        k = default or kinds.get(type(m))
         if k is None or not args or not isinstance(args[0], torch.Tensor):
             unknown_spiking(c, name, m, args, out)
             return
@@ -159,35 +161,36 @@ def framework_rules() -> dict[type, RuleSpec]:
     """Module type -> rule for the frameworks already imported (empty when none is)."""
     table: dict[type, RuleSpec] = {}
     unknown = RuleSpec(unknown_spiking, opaque=True)
+    kinds = _kinds()
+    known = RuleSpec(_framework_neuron(kinds), opaque=True)
     if _SJ in sys.modules:
         from spikingjelly.activation_based import base
         from spikingjelly.activation_based import neuron as sj
 
         table[base.MemoryModule] = unknown
-        table[sj.BaseNode] = RuleSpec(_framework_neuron(_sj_kind()), opaque=True)
+        table[sj.BaseNode] = RuleSpec(_framework_neuron(kinds, _sj_kind()), opaque=True)
     if _SNNTORCH in sys.modules:
         import snntorch
         from snntorch._neurons.rleaky import RecurrentOneToOne
 
         table[snntorch.SpikingNeuron] = unknown
-        for cls in (snntorch.Leaky, snntorch.Synaptic):
-            table[cls] = RuleSpec(_framework_neuron(None), opaque=True)
-        table[snntorch.RLeaky] = RuleSpec(_framework_neuron(None))  # children: its recurrence
+        table[snntorch.Leaky] = table[snntorch.Synaptic] = known
+        table[snntorch.RLeaky] = RuleSpec(known.fn)  # not opaque: its recurrence is a child
         table[RecurrentOneToOne] = RuleSpec(_one_to_one)
     if _NORSE in sys.modules:
         from norse.torch.module import snn
 
         for base_cls in (snn.SNNCell, snn.SNNRecurrentCell, snn.SNN, snn.SNNRecurrent):
             table[base_cls] = unknown
-        for cls in _kinds():
+        for cls in kinds:
             if cls.__module__.startswith("norse."):
-                table[cls] = RuleSpec(_framework_neuron(None), opaque=True)
+                table[cls] = known
     if _SINABS in sys.modules:
         import sinabs.layers as sl
 
         table[sl.StatefulLayer] = unknown
         for cls in (sl.IAF, sl.LIF, sl.IAFSqueeze, sl.LIFSqueeze):
-            table[cls] = RuleSpec(_framework_neuron(None), opaque=True)
+            table[cls] = known
     return table
 
 
