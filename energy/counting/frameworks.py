@@ -324,5 +324,10 @@ def reset_states(model: nn.Module) -> None:
         return
     for m in model.modules():
         for cls, method in types:
-            if isinstance(m, cls) and hasattr(m, method):
+            if isinstance(m, cls) and hasattr(m, method) and _has_state(m):
                 getattr(m, method)()
+
+
+def _has_state(m: nn.Module) -> bool:
+    """snnTorch variants start from ``mem = None`` (nothing to reset, ``reset_mem`` fails)."""
+    return not hasattr(m, "mem") or isinstance(m.mem, torch.Tensor)

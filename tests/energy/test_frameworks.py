@@ -360,3 +360,22 @@ def test_docs_example_runs(framework, capsys):
     assert row["samples"] == FRAMEWORKS[framework]
     assert row["neuron_updates"] > 0 and namespace["report"].unknown_spiking == []
     assert "Total estimated energy" in capsys.readouterr().out
+
+
+def test_subclass_of_a_supported_neuron_is_not_assumed_to_behave_like_it():
+    snn = pytest.importorskip("snntorch")
+    net = SnnTorchNet(snn.DeltaLeaky(beta=0.5, init_hidden=True))  # a Leaky subclass
+    with pytest.warns(UncountedSpikingWarning, match="DeltaLeaky"):
+        report = profile_model(net, X, batch_dim=1)
+    assert report.row("snn")["neuron_updates"] == 0
+
+
+def test_neurons_disagreeing_on_the_layout_are_refused():
+    norse = pytest.importorskip("norse.torch")
+    sl = pytest.importorskip("sinabs.layers")
+    net = nn.Sequential(norse.LIF(), sl.IAF())  # time-first next to batch-first
+    with pytest.raises(ValueError, match="disagree on the input layout"):
+        profile_model(net, X)
+    squeezed = sl.IAFSqueeze(num_timesteps=T)
+    with pytest.raises(ValueError, match="not a multiple of the 3 time steps"):
+        profile_model(nn.Sequential(squeezed), torch.zeros(4, N))
