@@ -160,7 +160,8 @@ def derive(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Count columns ``(snn, ann)`` of one layer from its primitives (see ``docs/energy.md``).
 
-    ``kind`` is ``synapse``, ``neuron``, ``norm``, ``elementwise`` or ``unknown``; ``static``
+    ``kind`` is ``synapse``, ``neuron``, ``norm``, ``elementwise``, ``unknown`` or
+    ``unknown_spiking`` (a spiking module without a rule: nothing counted); ``static``
     holds ``bias`` (synapse) and ``stateful`` (neuron).
     """
     if convention not in CONVENTIONS:
@@ -175,7 +176,7 @@ def derive(
         snn, ann = _norm(prims, norm)
     elif kind == "elementwise":
         snn, ann = _elementwise(prims)
-    elif kind == "unknown":
+    elif kind in ("unknown", "unknown_spiking"):
         snn, ann = _zero(), _zero()
     else:
         raise ValueError(f"unknown layer kind {kind!r}")

@@ -79,6 +79,7 @@ SUMMARY_COLUMNS = (
     "norm",
     "baseline",
     "unknown_modules",
+    "unknown_spiking",
 )
 
 
@@ -125,6 +126,7 @@ class EnergyReport:
     baseline: str
     samples: int
     unknown: list[str] = field(default_factory=list)  # "name (Type): why" lines
+    unknown_spiking: list[str] = field(default_factory=list)  # spiking modules not counted
     checkpoint_kind: str = ""  # "fsve" or "teacher" when profiled from a checkpoint
 
     def row(self, model: str) -> pd.Series | None:
@@ -288,6 +290,7 @@ def build_report(
     ann_total = rows[0]["total_j"]
     ann_compute = rows[0]["compute_j"]
     unknown = _unknown_lines(main) + (_unknown_lines(base_run) if base_run else [])
+    spiking = [u for u in unknown if _SPIKING_MARK in u]
     for row in rows:
         row["saving_vs_ann"] = 1.0 - row["total_j"] / ann_total if ann_total else float("nan")
         row["compute_saving_vs_ann"] = (
@@ -300,10 +303,16 @@ def build_report(
             norm=norm,
             baseline=baseline,
             unknown_modules=len(unknown),
+            unknown_spiking=len(spiking),
         )
     summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     layers = pd.concat(frames, ignore_index=True)
-    return EnergyReport(summary, layers, cost, convention, norm, baseline, samples, unknown)
+    return EnergyReport(
+        summary, layers, cost, convention, norm, baseline, samples, unknown, spiking
+    )
+
+
+_SPIKING_MARK = "SPIKING, its neurons and spikes NOT counted: no counting rule"
 
 
 def _unknown_lines(run: ModelCounts) -> list[str]:
@@ -311,10 +320,11 @@ def _unknown_lines(run: ModelCounts) -> list[str]:
     called = {}
     for _, recs in run.batches:
         for name, rec in recs.items():
-            if rec.kind == "unknown":
-                called[name] = rec.type
-    for name, type_name in called.items():
-        lines.append(f"{name or '<model>'} ({type_name}): no counting rule for this module type")
+            if rec.kind in ("unknown", "unknown_spiking"):
+                called[name] = (rec.type, rec.kind)
+    for name, (type_name, kind) in called.items():
+        why = _SPIKING_MARK if kind == "unknown_spiking" else "no counting rule"
+        lines.append(f"{name or '<model>'} ({type_name}): {why} for this module type")
     for (name, func), n in run.unknown_functional.items():
         lines.append(f"{name or '<model>'}: {func} x{n} runs in a module without a rule")
     return lines
@@ -341,6 +351,11 @@ def format_table(report: EnergyReport) -> str:
     if snn is not None:
         cols[0] = ("ANN (twin)" if report.baseline == "twin" else "ANN (baseline)", ann)
     lines = []
+    if report.unknown_spiking:
+        lines.append(
+            f"WARNING: {len(report.unknown_spiking)} spiking module(s) without a counting rule "
+            "ran; their neuron updates and spikes are missing below (see NOT COUNTED)."
+        )
     head = f"{'Key metric':<24}" + "".join(f"{name:>16}" for name, _ in cols) + "  Analysis"
     lines.append(head)
     lines.append("-" * len(head))

@@ -27,9 +27,14 @@ container types. Leaf modules without a rule are reported as unknown; with ``aud
 torch function mode also reports torch functions that run directly inside a module without a
 rule (e.g. an ``F.relu`` in a container nobody taught us), so nothing is skipped silently.
 
+Neurons of SpikingJelly, snnTorch, Norse and Sinabs are counted by :mod:`.frameworks` (loaded
+only when the framework is); spiking-looking modules without a rule are recorded as
+``unknown_spiking`` and reported loudly (issue 15).
+
 Modules: :mod:`.collector` (the hooks and records), :mod:`.table` (module type -> rule),
 the rules by family (:mod:`.synapses`, :mod:`.elementwise`, :mod:`.attention`,
-:mod:`.containers`), :mod:`.fanout`, :mod:`.tensors` (exact sums), :mod:`.audit`.
+:mod:`.containers`, :mod:`.frameworks`), :mod:`.fanout`, :mod:`.tensors` (exact sums),
+:mod:`.audit`.
 """
 
 from energy.counting.audit import Audit

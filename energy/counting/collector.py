@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from energy.counting.fanout import conv_fanout
+from energy.counting.frameworks import framework_free_types, looks_spiking, unknown_spiking
 from energy.counting.records import LayerRecord, Rule, RuleSpec
 from energy.counting.table import FREE_TYPES, rule_table
 from energy.counting.tensors import magnitude
@@ -55,6 +56,9 @@ class Collector:
         self._covered: set[int] = set()  # ids of modules whose own functional ops are counted
         self.names: dict[int, str] = {}
         self.unknown_modules: dict[str, str] = {}  # name -> type of hooked unknown leaves
+        # name -> (samples, input shape, framework) a framework neuron saw in its last call
+        self.neuron_batches: dict[str, tuple[int, tuple[int, ...], str]] = {}
+        self._free = FREE_TYPES + framework_free_types()
 
     # -- setup ---------------------------------------------------------------------------------
     def find_rule(self, module: nn.Module) -> RuleSpec | None:
@@ -84,11 +88,12 @@ class Collector:
                 if spec.opaque:
                     opaque_roots.append(name)
                 self._handles.append(module.register_forward_hook(self._hook(name, spec.fn)))
-            elif isinstance(module, FREE_TYPES):
+            elif isinstance(module, self._free):
                 self._covered.add(id(module))
             elif not any(True for _ in module.children()):
                 self.unknown_modules[name] = type(module).__name__
-                self._handles.append(module.register_forward_hook(self._hook(name, _unknown)))
+                rule = unknown_spiking if looks_spiking(module) else _unknown
+                self._handles.append(module.register_forward_hook(self._hook(name, rule)))
         return self
 
     def detach(self) -> None:
@@ -112,6 +117,7 @@ class Collector:
     def begin_batch(self, batch_size: int) -> None:
         self.batch = max(int(batch_size), 1)
         self.records = {}
+        self.neuron_batches = {}
 
     def end_batch(self) -> dict[str, LayerRecord]:
         """Resolve deferred tensor counts (one device sync) and return this batch's records."""

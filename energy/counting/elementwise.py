@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
 from energy.counting.records import Rule
@@ -20,6 +21,7 @@ __all__ = [
     "activation",
     "avg_pool",
     "batch_norm",
+    "count_neuron",
     "embedding",
     "layer_norm",
     "layer_norm_counts",
@@ -31,17 +33,35 @@ __all__ = [
 def neuron(stateful: bool) -> Rule:
     def rule(c: Collector, name: str, m: nn.Module, args: tuple, out: Any) -> None:
         s = out[0] if isinstance(out, tuple | list) else out
-        rec = c.record(
-            name, type(m).__name__, "neuron", stateful=stateful, state_words=c.words(s.numel())
-        )
-        c.add(rec, calls=1, updates=s.numel())
-        c.mark_spikes(s)
-        if c.event_driven:
-            total = exact_sum(s)
-            c.spike_totals[id(m)] = (total, tuple(s.shape))
-            c.defer(rec, (total,), lambda v: {"spikes_out": v[0]})
+        count_neuron(c, name, m, s, stateful=stateful)
 
     return rule
+
+
+def count_neuron(
+    c: Collector,
+    name: str,
+    m: nn.Module,
+    spikes: torch.Tensor,
+    *,
+    stateful: bool = True,
+    events: bool = False,
+) -> None:
+    """One call of a neuron layer emitting ``spikes``: updates = its elements (neurons x steps).
+
+    Spikes are the sum of the output (multi-level spikes count their value), or with
+    ``events=True`` (graded spikes scaled by a real factor) the number of non-zero outputs.
+    """
+    rec = c.record(
+        name, type(m).__name__, "neuron", stateful=stateful, state_words=c.words(spikes.numel())
+    )
+    c.add(rec, calls=1, updates=spikes.numel())
+    if not events:
+        c.mark_spikes(spikes)  # integer-valued: consumers skip the integer check
+    if c.event_driven:
+        total = exact_sum((spikes != 0).to(torch.float32) if events else spikes)
+        c.spike_totals[id(m)] = (total, tuple(spikes.shape))
+        c.defer(rec, (total,), lambda v: {"spikes_out": v[0]})
 
 
 def batch_norm(c: Collector, name: str, m: nn.Module, args: tuple, out: Any) -> None:

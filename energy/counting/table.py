@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from torch import nn
 
 from energy.counting.attention import mha, transformer_layer
@@ -27,6 +25,7 @@ from energy.counting.elementwise import (
     max_pool,
     neuron,
 )
+from energy.counting.frameworks import framework_rules
 from energy.counting.records import RuleSpec
 from energy.counting.synapses import conv, linear, spike_matmul
 
@@ -47,8 +46,9 @@ FREE_TYPES: tuple[type, ...] = (
 def rule_table() -> dict[type, RuleSpec]:
     """Module type -> counting rule. Subclasses use the rule of their nearest listed base.
 
-    SpikingJelly types are added when SpikingJelly is already imported (a model using it must
-    have imported it), so ``import energy`` stays light.
+    Neurons of other SNN frameworks (:mod:`.frameworks`) are added when their framework is
+    already imported (a model using it must have imported it), so ``import energy`` stays
+    light and a framework that is not installed costs nothing.
     """
     from fsve.models import student, teacher
     from fsve.nn import attention, blocks, neurons, norm
@@ -99,8 +99,5 @@ def rule_table() -> dict[type, RuleSpec]:
         teacher.TemporalTransformer: RuleSpec(add_input),
         teacher.SPKLIP: RuleSpec(spklip),
     }
-    if "spikingjelly.activation_based.neuron" in sys.modules:
-        from spikingjelly.activation_based import neuron as sj_neuron
-
-        table[sj_neuron.BaseNode] = RuleSpec(neuron(stateful=True), opaque=True)
+    table.update(framework_rules())
     return table

@@ -7,7 +7,7 @@ of its own); :func:`~energy.report.build_report` prices what they counted.
 from __future__ import annotations
 
 import os
-import sys
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -19,6 +19,7 @@ from torch import nn
 from energy.conventions import CONVENTIONS, NORM_MODES
 from energy.costs import CostModel, load_costs
 from energy.counting import Audit, Collector, LayerRecord
+from energy.counting.frameworks import Layout, declared_layouts, reset_states, spiking_types
 from energy.report import EnergyReport, ModelCounts, build_report
 
 __all__ = ["profile_model"]
@@ -34,7 +35,7 @@ def profile_model(
     norm: str = "fold",
     forward: Callable[[torch.Tensor], Any] | None = None,
     kind: str = "auto",
-    batch_dim: int = 0,
+    batch_dim: int | None = None,
     time_steps: int | None = None,
     audit: bool | str = "first",
     progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
@@ -46,8 +47,13 @@ def profile_model(
     model has one (FSVE, SPKLIP), else ``model``. ``kind="auto"`` treats a model with spiking
     neurons as an SNN (rows ``snn`` and its ANN twin ``ann``) and any other as an ANN (one row
     ``ann``). ``baseline``: ``"twin"``, ``"teacher:PATH"`` (a teacher checkpoint) or an ANN
-    module run on the same batches. ``batch_dim``: the samples axis of a batch (1 for
-    SpikingJelly's time-first ``[T, B, ...]``). ``audit``: also report torch functions computing
+    module run on the same batches. ``batch_dim``: the samples axis of a batch; by default it
+    comes from the model (``encode_video``: batch-first; SpikingJelly ``step_mode="m"``, Norse
+    sequence modules, our LIF: time-first, axis 1; Sinabs: batch-first, squeezed layers fold T
+    into axis 0) and must be given for an SNN whose neurons run one step per call (snnTorch,
+    Norse cells, SpikingJelly ``"s"``): never guessed. A ``batch_dim`` contradicting the model
+    is refused (unless ``forward`` is given, which may reorder axes), and each batch checks that
+    the framework neurons saw that many samples. ``audit``: also report torch functions computing
     inside modules that no rule covers (``"first"``: on the first batch only). ``progress`` wraps
     the batch iterable (e.g. ``tqdm``). Runs under ``torch.no_grad()`` in the model's current
     train/eval mode.
@@ -69,6 +75,7 @@ def profile_model(
     if base_run is not None and not is_snn:
         raise ValueError("a baseline other than 'twin' needs an SNN model to compare")
 
+    layout = _layout(model, forward is not None, batch_dim, is_snn)
     device = _device_of(model)
     runs = [main] if base_run is None else [main, base_run]
     samples = 0
@@ -81,9 +88,10 @@ def profile_model(
         with torch.no_grad():
             for i, item in enumerate(items):
                 x = _tensor_of(item).to(device)
-                batch = int(x.shape[batch_dim])
+                batch = layout.samples(x)
                 for r in runs:
                     r.step(x, batch, audit is True or (audit == "first" and i == 0))
+                _check_batches(main.collector, batch, layout)
                 samples += batch
     finally:
         for r in runs:
@@ -91,9 +99,67 @@ def profile_model(
     if samples == 0:
         raise ValueError("no samples to profile: inputs were empty")
     base_counts = None if base_run is None else base_run.counts()
-    return build_report(
+    report = build_report(
         main.counts(), base_counts, is_snn, cost, convention, norm, baseline_name, samples
     )
+    if report.unknown_spiking:
+        warnings.warn(
+            f"{len(report.unknown_spiking)} spiking module(s) without a counting rule, NOT "
+            "counted (neuron updates, spikes, their synapses' events): "
+            + "; ".join(report.unknown_spiking),
+            UncountedSpikingWarning,
+            stacklevel=2,
+        )
+    return report
+
+
+class UncountedSpikingWarning(UserWarning):
+    """A spiking-looking module ran without a counting rule: the report misses its work."""
+
+
+def _layout(model: nn.Module, custom_forward: bool, batch_dim: int | None, snn: bool) -> Layout:
+    """Where each batch holds its samples: from the model, else ``batch_dim`` (issue 15)."""
+    if not custom_forward and hasattr(model, "encode_video"):
+        src = f"{type(model).__name__}.encode_video takes batch-first [B, K, ...] clips"
+        declared = [Layout(0, src)]
+    else:
+        declared = declared_layouts(model)
+    if batch_dim is not None:
+        if isinstance(batch_dim, bool) or not isinstance(batch_dim, int):
+            raise ValueError(f"batch_dim must be an int, got {batch_dim!r}")
+        if len(declared) == 1 and not custom_forward:
+            if declared[0].axis != batch_dim:
+                d = declared[0]
+                raise ValueError(
+                    f"batch_dim={batch_dim} contradicts the model: {d.source}, samples on axis "
+                    f"{d.axis}; drop batch_dim (or pass forward= if you reorder the axes)"
+                )
+            return declared[0]
+        return Layout(batch_dim, f"batch_dim={batch_dim}")
+    if len(declared) > 1:
+        sources = "; ".join(d.source for d in declared)
+        raise ValueError(
+            f"the model's neurons disagree on the input layout ({sources}): pass batch_dim="
+        )
+    if declared:
+        return declared[0]
+    if not snn:
+        return Layout(0, "an ANN batch, batch-first")
+    raise ValueError(
+        f"cannot tell which input axis of {type(model).__name__} holds the samples (its neurons "
+        "run one time step per call): pass batch_dim= (0 for [B, T, ...], 1 for [T, B, ...])"
+    )
+
+
+def _check_batches(c: Collector, batch: int, layout: Layout) -> None:
+    """Refuse a samples axis that disagrees with what the framework neurons processed."""
+    for name, (seen, shape, framework) in c.neuron_batches.items():
+        if seen != batch:
+            raise ValueError(
+                f"{layout.source} gives {batch} samples per batch, but {framework} neuron "
+                f"{name!r} processed {seen} (input {list(shape)}): pass batch_dim= of the "
+                "samples axis"
+            )
 
 
 def _baseline_run(baseline: str | nn.Module, model: nn.Module, t: int) -> tuple[_Run | None, str]:
@@ -139,27 +205,17 @@ class _Run:
 
 
 def _is_snn(model: nn.Module) -> bool:
-    """Whether ``model`` holds spiking neurons (our LIF/SN, or SpikingJelly nodes)."""
+    """Whether ``model`` holds spiking neurons (our LIF/SN, or a framework's, issue 15)."""
     from fsve.nn.attention import SN
     from fsve.nn.neurons import LIF
 
-    neuron_types: tuple[type, ...] = (LIF, SN)
-    if "spikingjelly.activation_based.neuron" in sys.modules:
-        from spikingjelly.activation_based.neuron import BaseNode
-
-        neuron_types = (*neuron_types, BaseNode)
+    neuron_types: tuple[type, ...] = (LIF, SN, *spiking_types())
     return any(isinstance(m, neuron_types) for m in model.modules())
 
 
 def _reset_states(model: nn.Module) -> None:
-    """Reset SpikingJelly memory modules (stateful neurons) before each batch."""
-    if "spikingjelly.activation_based.base" not in sys.modules:
-        return
-    from spikingjelly.activation_based.base import MemoryModule
-
-    for m in model.modules():
-        if isinstance(m, MemoryModule):
-            m.reset()
+    """Reset the neuron state frameworks keep in modules, before each batch."""
+    reset_states(model)
 
 
 def _batches(inputs: Any) -> Iterable[Any]:
