@@ -35,21 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "checkpoint", type=Path, help="checkpoint .pt (fsve or teacher) or NIR graph .nir"
     )
-    p.add_argument(
-        "--input",
-        action="append",
-        default=None,
-        metavar="[NAME=]FILE",
-        help="NIR graphs only: input .npy/.npz, time-first [T, B, ...] or [T, ...]; NAME="
-        " selects the Input node when the graph has several",
-    )
-    p.add_argument("--dt", type=float, default=None, help="NIR graphs: time step, s (1e-4)")
-    p.add_argument(
-        "--layout",
-        choices=("auto", "T", "TB"),
-        default="auto",
-        help="NIR graphs: input axes [T, ...] or [T, B, ...] (auto: from the Input node)",
-    )
     p.add_argument("--data", type=Path, default=Path("data/synth"), help="dataset folder")
     p.add_argument("--split", default="test", help="dataset split (default: test)")
     p.add_argument(
@@ -73,6 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--batch-size", type=positive_int, default=1, help="samples per forward (1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--input",
+        action="append",
+        default=None,
+        metavar="[NAME=]FILE",
+        help="NIR graphs only: input .npy/.npz, time-first [T, B, ...] or [T, ...]; NAME="
+        " selects the Input node when the graph has several",
+    )
+    p.add_argument("--dt", type=float, default=None, help="NIR graphs: time step, s (1e-4)")
+    p.add_argument(
+        "--layout",
+        choices=("auto", "T", "TB"),
+        default="auto",
+        help="NIR graphs: input axes [T, ...] or [T, B, ...] (auto: from the Input node)",
+    )
     return p
 
 

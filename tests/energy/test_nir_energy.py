@@ -148,9 +148,9 @@ def test_a_graph_file_gives_the_in_memory_figures(tmp_path):
 # -- snnTorch ---------------------------------------------------------------------------------
 
 
-def snntorch_linear() -> nn.Module:
+def snntorch_linear(reset: str = "zero") -> nn.Module:
     snn = pytest.importorskip("snntorch")
-    lif = dict(beta=0.5, init_hidden=True, reset_mechanism="zero")
+    lif = dict(beta=0.5, init_hidden=True, reset_mechanism=reset)
     net = nn.Sequential(
         nn.Linear(12, 10), snn.Leaky(**lif), nn.Linear(10, 4), snn.Leaky(**lif, output=True)
     )
@@ -165,11 +165,13 @@ def test_snntorch_exporter_fails_type_inference_with_nir_1_0_8():
     pytest.importorskip("snntorch")
     from snntorch.export_nir import export_to_nir as snntorch_export
 
-    with pytest.raises(ValueError, match="Type inference error"):
-        snntorch_export(snntorch_linear(), torch.rand(1, 12))
     conv = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.Flatten(), nn.Linear(256, 4))
-    with pytest.raises(IndexError):
-        snntorch_export(conv, torch.rand(1, 2, 8, 8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nirtorch's deprecation of extract_nir_graph
+        with pytest.raises(ValueError, match="Type inference error"):
+            snntorch_export(snntorch_linear(), torch.rand(1, 12))
+        with pytest.raises(IndexError):
+            snntorch_export(conv, torch.rand(1, 2, 8, 8))
 
 
 def snntorch_graph(net: nn.Module, sample: torch.Tensor):
@@ -213,6 +215,17 @@ def test_snntorch_graph_gives_the_spikingjelly_figures():
     assert sj_out.sum() > 0
     theirs = torch_report(sj_net, x)
     assert_same_figures(profile_nir(graph, x.numpy()), theirs)
+
+
+def test_snntorch_default_subtract_reset_becomes_a_reset_to_zero():
+    """snnTorch's default Leaky resets by subtraction; its exporter writes v_reset = 0 (NIR
+    has no soft reset): the graph is another network, with other spikes, same shapes."""
+    net = snntorch_linear(reset="subtract")
+    x = spikes((T, B, 12), seed=3)
+    graph = snntorch_graph(net, torch.rand(12))
+    assert not torch.equal(simulate(graph, x)["3"], run_snntorch(net, x))
+    report = profile_nir(graph, x.numpy())
+    assert report.row("snn")["neuron_updates"] == T * (10 + 4)
 
 
 @pytest.mark.skip(reason=NEEDS_FRAMEWORKS)
@@ -283,6 +296,21 @@ def test_norse_graph_gives_the_spikingjelly_figures_at_dt_squared(conv):
     other = profile_nir(graph, x.numpy())  # dt = 1e-4: a different network
     assert other.row("snn")["spikes_out"] != ours.row("snn")["spikes_out"]
     assert other.row("snn")["dense_macs"] == ours.row("snn")["dense_macs"]
+
+
+def test_norse_lifcell_graph_is_another_network_at_any_dt():
+    """Norse's LIFCell adds the input to its synaptic current after the voltage update,
+    unscaled; the CubaLIF it exports scales it by dt/tau_syn within the step."""
+    norse = pytest.importorskip("norse.torch")
+    p = norse.LIFParameters(tau_syn_inv=torch.tensor(500.0), tau_mem_inv=torch.tensor(500.0))
+    net = norse.SequentialState(nn.Linear(12, 10), norse.LIFCell(p))
+    load(list(net), [6 * w for w in weights(*LINEAR[:2])])
+    x = spikes((T, B, 12), seed=4)
+    want = run_norse(net, x)
+    graph = norse_graph(net, torch.rand(12))
+    assert want.sum() > 0
+    for dt in (NORSE_DT**2, 1e-4):
+        assert not torch.equal(simulate(graph, x, dt=dt)["1"], want), dt
 
 
 def test_norse_conv_net_with_flatten_is_refused_naming_the_node():
