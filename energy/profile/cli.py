@@ -121,6 +121,8 @@ def _run_graph(args: argparse.Namespace) -> int:
     try:
         for item in args.input:
             name, sep, file = item.partition("=")
+            if (name if sep else "") in inputs:
+                raise UsageError(f"--input {item}: a second value for the same Input node")
             inputs[name if sep else ""] = load_input(file if sep else item)
         report = profile_nir(
             args.checkpoint,

@@ -213,13 +213,15 @@ def _count_sample(
     for name in sim.order:
         preds = sim.preds[name]
         rule = rules[name]
-        if rule is None or not preds:  # free nodes; graph Inputs
-            continue
-        x = value(preds[0])
-        if len(preds) > 1:
-            x = sum((value(p) for p in preds[1:]), start=x)
+        if len(preds) > 1:  # the sum of the edges costs adds, whatever the node does
+            x = sum((value(p) for p in preds[1:]), start=value(preds[0]))
             _fan_in(c, name, len(preds), x.numel())
-        rule(c, name, sim.nodes[name], x, value(name))
+        elif rule is None or not preds:  # free nodes; graph Inputs
+            continue
+        else:
+            x = value(preds[0])
+        if rule is not None:
+            rule(c, name, sim.nodes[name], x, value(name))
     return c.end_batch()
 
 

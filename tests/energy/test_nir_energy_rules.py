@@ -126,6 +126,7 @@ def mixed_graph() -> nir.NIRGraph:
         ("scale", "cubali"),
         ("li", "out1"),
         ("cubali", "out2"),
+        ("li", "out2"),  # an Output summing two edges
         ("input", "thr"),
         ("thr", "if"),
         ("if", "i"),
@@ -145,6 +146,7 @@ def test_every_neuron_type_fan_in_and_scale_by_hand():
     assert rows.loc["a", "adds"] == T * 3 and rows.loc["b", "adds"] == 0  # Linear: no bias
     # two edges into the CubaLIF: their sum is one add per element and step
     assert rows.loc["cuba:add", "adds"] == T * 3 and rows.loc["cuba:add", "kind"] == "elementwise"
+    assert rows.loc["out2:add", "adds"] == T * 3 and "out2" not in rows.index
     assert rows.loc["scale", "macs"] == T * 3  # one multiply per element (dense)
     for name, n in (("cuba", 3), ("li", 3), ("cubali", 3), ("thr", 4), ("if", 4), ("i", 4)):
         assert rows.loc[name, "kind"] == "neuron"
@@ -159,6 +161,61 @@ def test_every_neuron_type_fan_in_and_scale_by_hand():
     assert rows.loc["thr", "potential_reads"] == 0
     # I reads the IF's spikes, LI a Scale of spikes: no synapse, so no SOPs anywhere else
     assert report.row("snn")["sops"] == 2 * events * 3
+
+
+def test_a_nested_graph_counts_as_its_flat_twin():
+    inner = conv_pool_graph()
+    outer = nir.NIRGraph(
+        {
+            "input": nir.Input(input_type={"input": np.array([2, 6, 6])}),
+            "net": inner,
+            "output": nir.Output(output_type={"output": np.array([4])}),
+        },
+        [("input", "net"), ("net", "output")],
+        type_check=False,
+    )
+    x = spikes((T, B, 2, 6, 6), seed=4)
+    nested, flat = profile_nir(outer, x), profile_nir(inner, x)
+    assert list(snn_layers(nested).index) == ["net." + n for n in snn_layers(flat).index]
+    for col in ("sops", "neuron_updates", "spikes_out", "adds", "total_j"):
+        assert nested.row("snn")[col] == flat.row("snn")[col], col
+
+
+def test_two_input_nodes_by_name(tmp_path, capsys):
+    nodes = {
+        "left": nir.Input(input_type={"input": np.array([3])}),
+        "right": nir.Input(input_type={"input": np.array([3])}),
+        "lif": lif(3),
+        "output": nir.Output(output_type={"output": np.array([3])}),
+    }
+    edges = [("left", "lif"), ("right", "lif"), ("lif", "output")]
+    graph = nir.NIRGraph(nodes, edges, type_check=False)
+    a, b = spikes((T, B, 3), seed=1), spikes((T, B, 3), seed=2)
+    rows = snn_layers(profile_nir(graph, {"left": a, "right": b}))
+    assert rows.loc["lif:add", "adds"] == T * 3 and rows.loc["lif", "neuron_updates"] == T * 3
+    with pytest.raises(ValueError, match="pass a dict name -> array"):
+        profile_nir(graph, a)
+    with pytest.raises(ValueError, match="disagree on"):
+        profile_nir(graph, {"left": a, "right": b[:, :1]})
+    nir.write(tmp_path / "two.nir", graph)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    args = [str(tmp_path / "two.nir"), "--out", str(tmp_path / "out")]
+    assert (
+        run(
+            [
+                *args,
+                "--input",
+                f"left={tmp_path / 'a.npy'}",
+                "--input",
+                f"right={tmp_path / 'b.npy'}",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert run([*args, "--input", str(tmp_path / "a.npy")]) == 2
+    assert "Input nodes ['left', 'right']" in capsys.readouterr().err
 
 
 def test_real_valued_input_costs_dense_macs():
@@ -293,6 +350,7 @@ def test_cli_profiles_a_graph_file(graph_file, tmp_path, capsys):
         ("bad.nir", ["--input", "X"], "not a readable NIR graph"),
         ("delay.nir", ["--input", "X"], "NIR type Delay has no energy counting rule"),
         ("model.pt", ["--input", "X"], "--input is for NIR graphs"),
+        ("x.npy:ok", ["--input", "X", "--input", "X"], "a second value for the same Input"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(graph_file, tmp_path, capsys, make, extra, match):
