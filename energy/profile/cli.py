@@ -1,5 +1,8 @@
 """``python -m energy.profile CKPT``: the ANN-vs-SNN energy table of a checkpoint (Table 6 form).
 
+``python -m energy.profile GRAPH.nir --input spikes.npy``: the same table for any NIR graph on
+the user's time-first input (:func:`energy.profile.profile_nir`; issue 15).
+
 Counts one evaluation pass over N samples of a dataset split (default: all of the built-in test
 split), prints the table and writes ``summary.csv``, ``layers.csv``, ``energy.png`` and the
 table as ``table.txt`` into ``--out`` (default ``reports/energy/<checkpoint stem>/``). Bad
@@ -26,9 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = Parser(
         prog=PROG,
-        description="ANN-vs-SNN energy per inference of an FSVE or SPKLIP checkpoint.",
+        description="ANN-vs-SNN energy per inference of an FSVE or SPKLIP checkpoint, or of"
+        " a NIR graph (.nir) on --input spikes.",
     )
-    p.add_argument("checkpoint", type=Path, help="checkpoint .pt (fsve or teacher)")
+    p.add_argument(
+        "checkpoint", type=Path, help="checkpoint .pt (fsve or teacher) or NIR graph .nir"
+    )
     p.add_argument("--data", type=Path, default=Path("data/synth"), help="dataset folder")
     p.add_argument("--split", default="test", help="dataset split (default: test)")
     p.add_argument(
@@ -52,6 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--batch-size", type=positive_int, default=1, help="samples per forward (1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--input",
+        action="append",
+        default=None,
+        metavar="[NAME=]FILE",
+        help="NIR graphs only: input .npy/.npz, time-first [T, B, ...] or [T, ...]; NAME="
+        " selects the Input node when the graph has several",
+    )
+    p.add_argument("--dt", type=float, default=None, help="NIR graphs: time step, s (1e-4)")
+    p.add_argument(
+        "--layout",
+        choices=("auto", "T", "TB"),
+        default="auto",
+        help="NIR graphs: input axes [T, ...] or [T, B, ...] (auto: from the Input node)",
+    )
     return p
 
 
@@ -62,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from energy.profile.checkpoint import profile_checkpoint
+
+    if args.checkpoint.suffix == ".nir":
+        return _run_graph(args)
+    if args.input:
+        raise UsageError("--input is for NIR graphs (GRAPH.nir); a checkpoint reads --data")
 
     report = profile_checkpoint(
         args.checkpoint,
@@ -78,6 +104,38 @@ def _run(args: argparse.Namespace) -> int:
     )
     out = args.out or Path("reports/energy") / args.checkpoint.stem
     print(f"{args.checkpoint} ({report.checkpoint_kind}), {args.data} split {args.split}:")
+    print(report.table())
+    paths = report.save(out)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def _run_graph(args: argparse.Namespace) -> int:
+    from energy.profile.nirgraph import load_input, profile_nir
+
+    if not args.input:
+        raise UsageError(f"{args.checkpoint}: a NIR graph needs --input spikes.npy (time-first)")
+    if args.baseline != "twin":
+        raise UsageError("--baseline: a NIR graph is compared with its dense twin only")
+    inputs: dict[str, object] = {}
+    try:
+        for item in args.input:
+            name, sep, file = item.partition("=")
+            if (name if sep else "") in inputs:
+                raise UsageError(f"--input {item}: a second value for the same Input node")
+            inputs[name if sep else ""] = load_input(file if sep else item)
+        report = profile_nir(
+            args.checkpoint,
+            inputs.pop("") if list(inputs) == [""] else inputs,
+            costs=args.costs,
+            convention=args.convention,
+            dt=args.dt,
+            layout=args.layout,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    out = args.out or Path("reports/energy") / args.checkpoint.stem
+    print(f"{args.checkpoint} (NIR graph), {report.samples} samples:")
     print(report.table())
     paths = report.save(out)
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
