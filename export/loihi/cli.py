@@ -1,7 +1,8 @@
 """``python -m export.loihi GRAPH.nir|CKPT``: float against Loihi fixed point.
 
 On dataset clips (``--data``, class prompts give Top-1) or, for any NIR graph, on the user's
-time-first spikes (``--input spikes.npy``: spike agreement per layer, no dataset). Parses, calls :func:`export.loihi.compare.compare_fixed_point`, prints and writes
+time-first spikes (``--input spikes.npy``: spike agreement per layer, no dataset). Parses,
+calls :func:`export.loihi.compare.compare_fixed_point`, prints and writes
 :func:`export.loihi.report.report_text` (``loihi.txt`` + two CSVs, under
 ``reports/loihi/<stem>`` by default).
 """

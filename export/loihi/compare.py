@@ -21,7 +21,13 @@ import numpy as np
 from export.loihi.layers import QuantConfig, QuantizedGraph
 from export.loihi.simulate import simulate_quantized
 
-__all__ = ["FixedPointComparison", "agreement_rows", "compare_fixed_point", "host_calls"]
+__all__ = [
+    "FixedPointComparison",
+    "agreement_rows",
+    "compare_fixed_point",
+    "host_calls",
+    "quantize_on_input",
+]
 
 
 def agreement_rows(
@@ -174,6 +180,28 @@ def compare_fixed_point(
         measured_on=m.measured_on,
         calibrated_on=m.calibrated_on,
     )
+
+
+def quantize_on_input(
+    graph: str | os.PathLike,
+    inputs: str | os.PathLike | np.ndarray,
+    *,
+    calibration: int = 16,
+    config: QuantConfig | None = None,
+    dt: float | None = None,
+) -> tuple[QuantizedGraph, dict[str, np.ndarray]]:
+    """Quantise ``GRAPH.nir`` with ranges from the first ``calibration`` samples of the user's
+    time-first ``inputs`` (file or array, as :func:`compare_fixed_point`); returns the
+    quantised graph and ``{Input: [T, B, *shape]}`` (what ``export.lava compile`` hands on)."""
+    from export.loihi.sources import input_measurement
+
+    if calibration < 1:
+        raise ValueError("calibration must be >= 1")
+    m = input_measurement(Path(graph), inputs, None, 1, calibration, dt)
+    if m.split.host.ops:
+        raise ValueError(f"{graph}: a graph with a host program does not run on Lava alone")
+    q = _quantize(m.split, m.graph, m.calib, config or QuantConfig(), m.dt)
+    return q, m.user_input or {}
 
 
 def _quantize(split: Any, graph: Any, calib: Any, cfg: QuantConfig, dt: float) -> QuantizedGraph:

@@ -40,6 +40,7 @@ class Measurement:
     split_name: str  # dataset split ("" for an input file)
     measured_on: str  # report line: what was measured
     calibrated_on: str  # report line: where the ranges come from
+    user_input: dict[str, np.ndarray] | None = None  # {Input: [T, B, *shape]} of input mode
 
 
 def load_graph(path: Path) -> tuple[Any, Any]:
@@ -157,4 +158,5 @@ def input_measurement(
         file, "",
         f"{samples} samples of {file} ({what})",
         f"the first {n_cal} samples of that input (no dataset: calibrated on the user's input)",
+        dict(given.arrays),
     )  # fmt: skip
