@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import csv
 import itertools
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -314,6 +316,7 @@ def test_a_node_lava_cannot_run_is_named(tmp_path, capsys):
     assert err.count("\n") == 1 and "'li'" in err and "LI" in err
 
 
+@pytest.mark.filterwarnings("ignore:nirtorch.extract_nir_graph is being deprecated")
 def test_snntorch_exporter_fails_type_inference():
     """snnTorch 1.0.0's export_to_nir fails nir 1.0.8's type inference, with and without a
     batch axis in the sample (docs/export.md). When this test fails, the exporter works:
@@ -356,3 +359,12 @@ def test_shared_input_loader():
     assert not single and arrays["x"].shape == (5, 4, 3, 2)
     with pytest.raises(ValueError, match=r"shape \(5, 2, 3\) but .* shape \(3, 2\)"):
         time_first({"x": np.zeros((5, 2, 3))}, nodes)
+
+
+def test_lava_compile_module_imports_without_torch_or_nir():
+    """export.lava.compile imports torch and nir only when it compiles, as the Lava venv needs."""
+    from export.lava import REPO_ROOT
+
+    block = "import sys; sys.modules['torch'] = sys.modules['nir'] = None"
+    code = f"{block}; import export.lava.compile"
+    subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
