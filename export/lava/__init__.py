@@ -29,9 +29,12 @@ images and flipped ``(C_out, kw, kh, C_in)`` true-convolution kernels appear onl
 
 Modules: :mod:`.graph` (the plain-data graph), :mod:`.convert` (from export.loihi),
 :mod:`.network` (the Lava processes), :mod:`.layout` (our layouts <-> Lava's), :mod:`.netx`,
-:mod:`.exchange` (the ``.npz`` files), :mod:`.bridge` (Lava from any Python), :mod:`.cli`.
+:mod:`.exchange` (the ``.npz`` files), :mod:`.bridge` (Lava from any Python), :mod:`.compile`
+(any NIR graph + the user's spikes -> a run file; main venv), :mod:`.cli`.
 
-CLI (run with the Lava interpreter)::
+CLI (``compile`` in the main venv, the others with the Lava interpreter)::
+
+    python -m export.lava compile GRAPH.nir OUT.npz --input spikes.npy  # [--run]: + Lava
 
     python -m export.lava run IN.npz OUT.npz      # IN from save_run, OUT: s/<layer>, v/<layer>...
     python -m export.lava netx IN.npz OUT.h5      # IN from save_run (inputs optional)

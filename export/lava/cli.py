@@ -1,18 +1,24 @@
-"""``python -m export.lava run|netx IN.npz OUT``, run with the Lava interpreter (``.venv-lava``).
+"""``python -m export.lava compile|run|netx``: a NIR graph to Lava and Lava's runs.
 
-``run`` runs a :func:`~export.lava.exchange.save_run` file in Lava fixed point and writes the
-results (``s/<layer>``, ``v/<layer>``...); ``netx`` writes its graph as netx HDF5.
+``compile GRAPH.nir --input spikes.npy OUT.npz`` (main venv: needs torch and nir) quantises any
+NIR graph on the user's time-first spikes and writes the run file of one sample and what
+export.loihi expects of it (:mod:`export.lava.compile`); ``--run`` also runs it in
+``.venv-lava`` and compares. ``run IN.npz OUT.npz`` (Lava interpreter) runs a
+:func:`~export.lava.exchange.save_run` file in Lava fixed point and writes the results
+(``s/<layer>``, ``v/<layer>``...); ``netx`` writes its graph as netx HDF5.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Any
 
 from export.lava.exchange import load_run, save_results
 from export.lava.network import run_lava
 from export.lava.netx import write_netx
-from fsve.cli import Parser, run_command
+from fsve.cli import Parser, positive_int, run_command, text_table
 
 __all__ = ["PROG", "main"]
 
@@ -31,11 +37,60 @@ def main(argv: list[str] | None = None) -> int:
     p_netx = sub.add_parser("netx", help="write the graph of a save_run .npz as netx HDF5")
     p_netx.add_argument("input", type=Path)
     p_netx.add_argument("output", type=Path)
+    _compile_parser(sub)
     args = parser.parse_args(argv)
     return run_command(lambda: _run(args), f"{PROG}: error", (ValueError, OSError, KeyError))
 
 
+def _compile_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "compile", help="NIR graph + your spikes -> a run file (main venv, torch and nir)"
+    )
+    p.add_argument("graph", type=Path, help="GRAPH.nir (any framework's)")
+    p.add_argument("output", type=Path, help="run file OUT.npz (+ OUT.expected.npz)")
+    p.add_argument("--input", type=Path, required=True, metavar="FILE",
+                   help="spikes .npy/.npz, time-first [T, B, *shape] or [T, *shape]")  # fmt: skip
+    p.add_argument("--sample", type=int, default=0, help="which sample of the batch runs (0)")
+    p.add_argument("--calibration", type=positive_int, default=16,
+                   help="first samples of --input behind the fixed-point ranges")  # fmt: skip
+    p.add_argument("--headroom", type=float, default=2.0, help="u, v below 2^23/headroom")
+    p.add_argument("--dt", type=float, default=None, help="time step, s (graph's dt_s or 1e-4)")
+    p.add_argument("--run", action="store_true", help="run it in .venv-lava and compare")
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from export.lava.bridge import run_in_lava_env
+    from export.lava.compile import compare_with_lava, compile_graph, write_compiled
+
+    run = compile_graph(
+        args.graph,
+        args.input,
+        sample=args.sample,
+        calibration=args.calibration,
+        headroom=args.headroom,
+        dt=args.dt,
+    )
+    paths = list(write_compiled(run, args.output))
+    layers = ", ".join(f"{la.name} {la.shape}" for la in run.graph.layers)
+    print(f"{args.graph}: {len(run.graph.layers)} Lava LIF layers ({layers}); sample"
+          f" {args.sample}, T = {run.steps} + {len(next(iter(run.inputs.values()))) - run.steps}"
+          " padding steps; ranges from --input")  # fmt: skip
+    if args.run:
+        lava = run_in_lava_env(run.graph, run.inputs)
+        rows = compare_with_lava(run.expected, lava)
+        print(text_table(rows, align="auto"))
+        if any(r["s_u_v_equal"] != "yes" for r in rows):
+            print(f"{PROG}: Lava and export.loihi differ (table above)", file=sys.stderr)
+            return 1
+    else:
+        print(f"run it in Lava: .venv-lava/bin/python -m export.lava run {args.output} RES.npz")
+    print("wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.cmd == "compile":
+        return _compile(args)
     graph, inputs, opts = load_run(args.input)
     if args.cmd == "run":
         results = run_lava(graph, inputs, record=opts["record"], layers=opts["layers"])

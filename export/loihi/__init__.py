@@ -6,12 +6,14 @@ Conv/Affine/Linear, Scale, Flatten, Sum/AvgPool2d) into :class:`QuantizedGraph` 
 Lava LIF with its Dense/Conv projections (float-to-integer mapping: :mod:`.quantize`);
 :func:`simulate_quantized` runs it bit-exactly with Lava's timing or aligned with the float
 model. :func:`compare_fixed_point` (``python -m export.loihi GRAPH.nir|CKPT``) compares float
-and fixed point on real clips (accuracy, per-layer agreement, saturations).
+and fixed point on real clips (accuracy, per-layer agreement, saturations) or, for any NIR
+graph, on the user's time-first input (``--input``: spike agreement per layer, issue 15).
 
 Modules, in the order they build on each other: :mod:`.layers` (what a quantised graph is),
 :mod:`.paths` (the float graph's spike sources and linear paths), :mod:`.neurons` (float
 neurons as LIF drive), :mod:`.quantize`, :mod:`.simulate`, :mod:`.calibrate` (ranges from a
-float run), :mod:`.compare` (the float-vs-fixed pipeline), :mod:`.report`, :mod:`.cli`.
+float run), :mod:`.sources` (dataset clips or the user's input), :mod:`.compare` (the
+float-vs-fixed pipeline), :mod:`.report`, :mod:`.cli`.
 """
 
 from export.fixed_point import (
@@ -44,6 +46,7 @@ from export.loihi.compare import (
     agreement_rows,
     compare_fixed_point,
     host_calls,
+    quantize_on_input,
 )
 from export.loihi.layers import (
     Op,
@@ -91,6 +94,7 @@ __all__ = [
     "main",
     "path_errors",
     "quantize",
+    "quantize_on_input",
     "report_text",
     "sign_mode",
     "simulate_dense_lif",

@@ -1,6 +1,8 @@
-"""``python -m export.loihi GRAPH.nir|CKPT``: float against Loihi fixed point on real clips.
+"""``python -m export.loihi GRAPH.nir|CKPT``: float against Loihi fixed point.
 
-Parses, calls :func:`export.loihi.compare.compare_fixed_point`, prints and writes
+On dataset clips (``--data``, class prompts give Top-1) or, for any NIR graph, on the user's
+time-first spikes (``--input spikes.npy``: spike agreement per layer, no dataset). Parses,
+calls :func:`export.loihi.compare.compare_fixed_point`, prints and writes
 :func:`export.loihi.report.report_text` (``loihi.txt`` + two CSVs, under
 ``reports/loihi/<stem>`` by default).
 """
@@ -10,31 +12,46 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fsve.cli import Parser, positive_int, run_command
+from fsve.cli import Parser, UsageError, positive_int, run_command
 
 __all__ = ["PROG", "main"]
 
 PROG = "python -m export.loihi"
+DEFAULT_DATA = Path("data/synth")
 
 
 def _parser() -> argparse.ArgumentParser:
     p = Parser(
         prog=PROG,
         description="Quantise a NIR graph (or an FSVE checkpoint) to Loihi fixed point and run"
-        " float and fixed point side by side on real clips.",
+        " float and fixed point side by side on dataset clips or on your own input.",
     )
     p.add_argument(
         "model", type=Path, help="GRAPH.nir (host program OUT.host.pt beside it) or CKPT"
     )
-    p.add_argument("--data", type=Path, default=Path("data/synth"), help="dataset folder")
+    p.add_argument(
+        "--input",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="your spikes .npy/.npz, time-first [T, B, *shape] (or [T, *shape] for one sample)"
+        " for the graph's Input: measured without a dataset, ranges from its first samples",
+    )
+    p.add_argument(
+        "--data", type=Path, default=None, help=f"dataset folder (default {DEFAULT_DATA})"
+    )
     p.add_argument("--out", type=Path, default=None, help="report folder (reports/loihi/<stem>)")
     p.add_argument("--split", default="test", help="split measured (default test)")
+    p.add_argument("--dt", type=float, default=None, help="time step, s (graph's dt_s or 1e-4)")
     p.add_argument(
-        "--samples", type=positive_int, default=None, help="clips measured (default all)"
+        "--samples", type=positive_int, default=None, help="clips/samples measured (default all)"
     )
     p.add_argument("--batch-size", type=positive_int, default=8, help="clips per batch")
     p.add_argument(
-        "--calibration", type=positive_int, default=16, help="train clips for the ranges"
+        "--calibration",
+        type=positive_int,
+        default=16,
+        help="train clips (or first samples of --input) for the ranges",
     )
     p.add_argument("--checkpoint", type=Path, default=None, help="FSVE checkpoint for the"
                    " class prompts when MODEL is a .nir (Top-1 needs them)")  # fmt: skip
@@ -65,9 +82,21 @@ def _run(args: argparse.Namespace) -> int:
     from export.loihi.layers import QuantConfig
     from export.loihi.report import REPORT_FILES, report_text, write_report
 
+    data = args.data
+    if args.input is not None and data is not None:
+        raise UsageError("give --input (your spikes) or --data (a dataset folder), not both")
+    if args.input is None:
+        data = data or DEFAULT_DATA
+        if args.model.suffix == ".nir" and not (data / "manifest.csv").is_file():
+            raise UsageError(
+                f"{args.model}: no --input given and no dataset at {data}: give --input"
+                " spikes.npy (time-first [T, B, *shape] or [T, *shape])"
+            )
     result = compare_fixed_point(
         args.model,
-        data=args.data,
+        data=data,
+        inputs=args.input,
+        dt=args.dt,
         split=args.split,
         samples=args.samples,
         batch_size=args.batch_size,

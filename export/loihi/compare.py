@@ -19,11 +19,15 @@ from typing import Any
 import numpy as np
 
 from export.loihi.layers import QuantConfig, QuantizedGraph
-from export.loihi.paths import graph_dt
 from export.loihi.simulate import simulate_quantized
-from fsve.cli import require_dataset
 
-__all__ = ["FixedPointComparison", "agreement_rows", "compare_fixed_point", "host_calls"]
+__all__ = [
+    "FixedPointComparison",
+    "agreement_rows",
+    "compare_fixed_point",
+    "host_calls",
+    "quantize_on_input",
+]
 
 
 def agreement_rows(
@@ -33,7 +37,8 @@ def agreement_rows(
     counts: Mapping[str, Mapping[str, int]],
     delay: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per layer: float vs fixed spike counts, agreement of every neuron-step, saturations.
+    """Per layer: float vs fixed spike counts, agreement of every neuron-step, the first step
+    at which any neuron of any sample differs (``""``: none), saturations.
 
     ``delay``: layer -> steps its fixed-point spikes lag (Lava timing); step ``t + delay`` is
     compared with float step ``t``.
@@ -43,12 +48,14 @@ def agreement_rows(
         f = np.asarray(float_spikes[name]) != 0
         d = int((delay or {}).get(name, 0))
         x = np.asarray(fixed[name])[d : d + f.shape[0]] != 0
+        differ = np.flatnonzero((f != x).reshape(f.shape[0], -1).any(axis=1))
         rows.append(
             {
                 "layer": name,
                 "float_spikes": int(f.sum()),
                 "fixed_spikes": int(x.sum()),
                 "agreement_pct": round(100.0 * float((f == x).mean()), 4),
+                "first_divergence_step": int(differ[0]) if differ.size else "",
                 "u_wrapped": int(counts.get(name, {}).get("u_wrapped", 0)),
                 "v_saturated": int(counts.get(name, {}).get("v_saturated", 0)),
             }
@@ -73,10 +80,10 @@ class FixedPointComparison:
     """What :func:`compare_fixed_point` measured; the rows are those of the report's CSVs."""
 
     model: str  # the GRAPH.nir or checkpoint compared
-    data: str  # dataset folder
-    split: str  # split measured
-    samples: int  # clips measured
-    calibration: int  # train clips behind the ranges
+    data: str  # dataset folder, or the input file of a graph measured on the user's input
+    split: str  # split measured ("" for an input file)
+    samples: int  # clips (samples) measured
+    calibration: int  # clips (samples) behind the ranges
     quantized: QuantizedGraph
     agreement: dict[str, list[dict[str, Any]]]  # timing mode -> agreement_rows per layer
     summary: list[dict[str, Any]]  # float, then "fixed (<mode>)": Top-1, agreement (summary CSV)
@@ -85,7 +92,9 @@ class FixedPointComparison:
     seconds_quantize: float  # calibration run + quantisation
     seconds_run: float  # float and fixed-point runs
     embeddings: dict[str, Any] = field(default_factory=dict)  # "float"/mode -> [N, D] (torch)
-    labels: Any = None  # [N] class indices (torch)
+    labels: Any = None  # [N] class indices (torch); None without a dataset
+    measured_on: str = ""  # report line: what was measured
+    calibrated_on: str = ""  # report line: where the ranges come from
 
     @property
     def spikes(self) -> tuple[int, int]:
@@ -94,49 +103,11 @@ class FixedPointComparison:
         return sum(r["float_spikes"] for r in rows), sum(r["fixed_spikes"] for r in rows)
 
 
-@dataclass
-class _Source:
-    """The model compared: a NIR graph and host program, and the FSVE behind them if known."""
-
-    graph: Any  # nir.NIRGraph, or None until the checkpoint is exported
-    host: Any  # export.nir.HostProgram
-    model: Any  # FSVE (class prompts, clip window) or None
-    ckpt: Any  # its checkpoint dict (tokenizer) or None
-
-    def window(self) -> Any:
-        """The clip window of the model (the dataset's default without one)."""
-        from fsve.data.dataset import WindowSpec
-
-        if self.model is None:
-            return WindowSpec()
-        cfg = self.model.cfg
-        return WindowSpec(num_blocks=cfg.num_blocks, radius=cfg.block_frames // 2)
-
-
-def _load(path: Path, checkpoint: str | os.PathLike | None) -> _Source:
-    import nir
-
-    from export.nir import HostProgram, host_path_for
-    from fsve.checkpoint import load_model
-
-    if path.suffix != ".nir":
-        model, ckpt = load_model(path, kind="fsve")
-        return _Source(None, None, model, ckpt)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such NIR file")
-    graph = nir.read(path)
-    hp = host_path_for(path)
-    host = HostProgram.load(hp) if hp.is_file() else HostProgram()
-    model = ckpt = None
-    if checkpoint is not None:
-        model, ckpt = load_model(checkpoint, kind="fsve")
-    return _Source(graph, host, model, ckpt)
-
-
 def compare_fixed_point(
     model_or_graph: str | os.PathLike,
     *,
-    data: str | os.PathLike,
+    data: str | os.PathLike | None = None,
+    inputs: str | os.PathLike | np.ndarray | None = None,
     split: str = "test",
     samples: int | None = None,
     batch_size: int = 8,
@@ -145,72 +116,92 @@ def compare_fixed_point(
     config: QuantConfig | None = None,
     lava_timing: bool = False,
     local: bool = True,
+    dt: float | None = None,
 ) -> FixedPointComparison:
-    """Quantise a model to Loihi fixed point and run float and fixed point on real clips.
+    """Quantise a model to Loihi fixed point and run float and fixed point side by side.
 
     ``model_or_graph``: an FSVE checkpoint (exported to NIR on the first ``batch_size``
-    calibration clips) or ``GRAPH.nir`` with its host program ``GRAPH.host.pt`` beside it;
-    ``checkpoint`` then gives the class prompts (Top-1) and the clip window. The ranges come
-    from a float run on the first ``calibration`` train clips of the dataset folder ``data``;
-    ``config`` (default :class:`QuantConfig`) says how to quantise. The first ``samples``
-    clips of ``split`` (all by default) run in batches of ``batch_size``: float (export.sim,
-    float64 sums, + host program), fixed point aligned with the float steps and, with
-    ``lava_timing``, with Lava's one-step delay per Dense/Conv. ``local``: also each layer fed
-    the float model's upstream spikes (``agreement_local_pct``: its own arithmetic's errors).
+    calibration clips) or ``GRAPH.nir`` (with its host program ``GRAPH.host.pt`` if one lies
+    beside it). Measured on either
+    ``data``, a dataset folder: the first ``samples`` clips of ``split`` (all by default),
+    ranges from its first ``calibration`` train clips, Top-1 when ``checkpoint`` (or the
+    checkpoint compared) gives class prompts; or
+    ``inputs`` (any NIR graph, no dataset): a time-first spike array ``[T, B, *shape]`` or
+    ``[T, *shape]`` (or its ``.npy``/``.npz`` file) for the graph's Input; its first
+    ``samples`` samples are measured and the ranges come from its first ``calibration``
+    samples; the report then gives spike agreement per layer, no Top-1.
+    ``config`` (default :class:`QuantConfig`) says how to quantise; ``dt`` (s) overrides the
+    graph's ``metadata["dt_s"]`` (default 1e-4). Runs in batches of ``batch_size``: float
+    (export.sim, float64 sums, + host program), fixed point aligned with the float steps
+    and, with ``lava_timing``, with Lava's one-step delay per Dense/Conv. ``local``: also each
+    layer fed the float model's upstream spikes (``agreement_local_pct``).
     """
-    if batch_size < 1 or calibration < 1 or (samples or 1) < 1:
-        raise ValueError("batch_size, calibration and samples must be >= 1")
     import torch
 
-    from export.nir import (
-        DEFAULT_TEMPLATE,
-        SplitModel,
-        class_prompt_embeddings,
-        clip_batches,
-        to_nir,
-    )
-    from fsve.data.dataset import SpikeDataset
+    from export.loihi.sources import dataset_measurement, input_measurement
+    from export.nir import DEFAULT_TEMPLATE
 
-    data = Path(data)
-    require_dataset(data)
-    src = _load(Path(model_or_graph), checkpoint)
-    dataset = SpikeDataset(data, split, window=src.window())
-    calib_set = SpikeDataset(data, "train", window=src.window())
-    samples = len(dataset) if samples is None else min(samples, len(dataset))
-    calib = next(iter(clip_batches(calib_set, min(calibration, len(calib_set)), calibration)))
-    if src.graph is None:
-        export = to_nir(src.model, calib["spikes"][:batch_size])
-        src.graph, src.host = export.graph, export.host
-    dt = graph_dt(src.graph)
-    split_model = SplitModel(src.graph, src.host, dt, accumulate=torch.float64)
+    if batch_size < 1 or calibration < 1 or (samples or 1) < 1:
+        raise ValueError("batch_size, calibration and samples must be >= 1")
+    if (data is None) == (inputs is None):
+        raise ValueError("give either data (a dataset folder) or inputs (a time-first array)")
+    path = Path(model_or_graph)
+    if inputs is not None:
+        m = input_measurement(path, inputs, samples, batch_size, calibration, dt)
+    else:
+        m = dataset_measurement(
+            path, Path(data), split, samples, batch_size, calibration, checkpoint, dt
+        )
     t0 = time.perf_counter()
-    q = _quantize(split_model, src.graph, calib["spikes"], config or QuantConfig(), dt)
+    q = _quantize(m.split, m.graph, m.calib, config or QuantConfig(), m.dt)
     t_quant = time.perf_counter() - t0
-    classes = None
-    if src.model is not None:
-        classes = class_prompt_embeddings(src.model, src.ckpt, dataset.class_names)
     modes = {"aligned": True, **({"lava": False} if lava_timing else {})}
     t1 = time.perf_counter()
-    runs = _run_clips(q, split_model, clip_batches(dataset, samples, batch_size), modes, local)
+    runs = _run_clips(q, m.split, m.batches, modes, local)
     t_sim = time.perf_counter() - t1
     agreement, layers = _layer_rows(q, runs, modes)
-    top1, same = _top1(runs, classes)
+    top1, same = _top1(runs, m.classes)
+    prompts = inputs is None
     return FixedPointComparison(
-        model=str(Path(model_or_graph)),
-        data=str(data),
-        split=split,
-        samples=samples,
-        calibration=int(calib["spikes"].shape[0]),
+        model=str(path),
+        data=m.data,
+        split=m.split_name,
+        samples=m.samples,
+        calibration=m.calibration,
         quantized=q,
         agreement=agreement,
-        summary=_summary(q, runs.float_spikes, agreement, top1, same),
+        summary=_summary(q, runs.float_spikes, agreement, top1, same, prompts),
         layers=layers,
         prompt_template=DEFAULT_TEMPLATE if top1 else None,
         seconds_quantize=t_quant,
         seconds_run=t_sim,
         embeddings={k: torch.cat(e) for k, e in runs.embeddings.items() if e},
         labels=runs.labels,
+        measured_on=m.measured_on,
+        calibrated_on=m.calibrated_on,
     )
+
+
+def quantize_on_input(
+    graph: str | os.PathLike,
+    inputs: str | os.PathLike | np.ndarray,
+    *,
+    calibration: int = 16,
+    config: QuantConfig | None = None,
+    dt: float | None = None,
+) -> tuple[QuantizedGraph, dict[str, np.ndarray]]:
+    """Quantise ``GRAPH.nir`` with ranges from the first ``calibration`` samples of the user's
+    time-first ``inputs`` (file or array, as :func:`compare_fixed_point`); returns the
+    quantised graph and ``{Input: [T, B, *shape]}`` (what ``export.lava compile`` hands on)."""
+    from export.loihi.sources import input_measurement
+
+    if calibration < 1:
+        raise ValueError("calibration must be >= 1")
+    m = input_measurement(Path(graph), inputs, None, 1, calibration, dt)
+    if m.split.host.ops:
+        raise ValueError(f"{graph}: a graph with a host program does not run on Lava alone")
+    q = _quantize(m.split, m.graph, m.calib, config or QuantConfig(), m.dt)
+    return q, m.user_input or {}
 
 
 def _quantize(split: Any, graph: Any, calib: Any, cfg: QuantConfig, dt: float) -> QuantizedGraph:
@@ -235,7 +226,7 @@ class _Runs:
     counts: dict[str, dict[str, dict[str, int]]]  # mode -> layer -> saturation counts
     local: dict[str, np.ndarray] | None  # each layer fed the float upstream spikes
     embeddings: dict[str, list[Any]]  # "float"/mode -> host readout per batch
-    labels: Any  # [N]
+    labels: Any  # [N], or None without labels
     depth: dict[str, int]  # Lava timing: steps each layer lags
 
 
@@ -278,7 +269,8 @@ def _run_clips(
             clamped = simulate_quantized(q, xin, host=calls, clamp=forced)
             for n in q.layers:
                 local_spk[n].append(clamped.values[n])
-        labels.append(batch["label"])
+        if "label" in batch:
+            labels.append(batch["label"])
     cat = lambda xs: np.concatenate(xs, axis=1)  # noqa: E731  [T, B, ...] batches
     return _Runs(
         {n: cat(v) for n, v in float_spk.items()},
@@ -286,7 +278,7 @@ def _run_clips(
         counts,
         {n: cat(v) for n, v in local_spk.items()} if local else None,
         emb,
-        torch.cat(labels),
+        torch.cat(labels) if labels else None,
         q.depth(calls),
     )
 
@@ -333,24 +325,31 @@ def _summary(
     agreement: Mapping[str, list[dict[str, Any]]],
     top1: Mapping[str, str],
     same: Mapping[str, str],
+    prompts: bool = True,
 ) -> list[dict[str, Any]]:
-    """One row for float, one per fixed-point timing mode (neuron-step weighted agreement)."""
-    summary = [
-        {"model": "float", "top1_pct": top1.get("float", "n/a"),
-         "same_class_as_float": same.get("float", "n/a"), "agreement_pct": 100.0,
-         "u_wrapped": 0, "v_saturated": 0},
-    ]  # fmt: skip
-    total = sum(int(np.prod(float_spikes[n].shape)) for n in q.layers)
-    for m, rows in agreement.items():
+    """One row for float, one per fixed-point timing mode (neuron-step weighted agreement).
+
+    ``prompts``: Top-1 columns (``"n/a"`` without class prompts); ``False`` (the user's own
+    input, no classes): total spikes and the first step of divergence of any layer instead.
+    """
+
+    def row(model: str, key: str, rows: list[dict[str, Any]] | None) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": model}
+        if prompts:
+            out["top1_pct"] = top1.get(key, "n/a")
+            out["same_class_as_float"] = same.get(key, "n/a")
+        else:
+            col = "float_spikes" if rows is None else "fixed_spikes"
+            out["spikes"] = sum(r[col] for r in agreement["aligned" if rows is None else key])
+        rows = rows or []  # the float row: agrees with itself
         agree = sum(r["agreement_pct"] * np.prod(float_spikes[r["layer"]].shape) for r in rows)
-        summary.append(
-            {
-                "model": f"fixed ({m})",
-                "top1_pct": top1.get(m, "n/a"),
-                "same_class_as_float": same.get(m, "n/a"),
-                "agreement_pct": round(float(agree / max(total, 1)), 4),
-                "u_wrapped": sum(r["u_wrapped"] for r in rows),
-                "v_saturated": sum(r["v_saturated"] for r in rows),
-            }
-        )
-    return summary
+        out["agreement_pct"] = round(float(agree / max(total, 1)), 4) if rows else 100.0
+        if not prompts:
+            steps = [r["first_divergence_step"] for r in rows if r["first_divergence_step"] != ""]
+            out["first_divergence_step"] = min(steps) if steps else ""
+        out["u_wrapped"] = sum(r["u_wrapped"] for r in rows)
+        out["v_saturated"] = sum(r["v_saturated"] for r in rows)
+        return out
+
+    total = sum(int(np.prod(float_spikes[n].shape)) for n in q.layers)
+    return [row("float", "float", None)] + [row(f"fixed ({m})", m, r) for m, r in agreement.items()]

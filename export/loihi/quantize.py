@@ -39,7 +39,16 @@ from export.fixed_point import (
 )
 from export.loihi.layers import Op, Projection, QuantConfig, QuantizedGraph, QuantLayer
 from export.loihi.neurons import NeuronFloat, neuron_float
-from export.loihi.paths import NEURONS, FlatGraph, apply_ops, f64, graph_dt, node_shape, path_ops
+from export.loihi.paths import (
+    LINEAR,
+    NEURONS,
+    FlatGraph,
+    apply_ops,
+    f64,
+    graph_dt,
+    node_shape,
+    path_ops,
+)
 
 __all__ = ["quantize", "quantize_bias", "quantize_weights"]
 
@@ -63,6 +72,12 @@ def quantize(
     g = FlatGraph(graph)
     dt = graph_dt(graph, dt)
     ranges = dict(ranges or {})
+    for name in g.order:  # every node must have a Loihi form, wherever it sits
+        if g.type[name] not in (*NEURONS, *LINEAR, "Input", "Output"):
+            raise ValueError(
+                f"node {name!r}: NIR type {g.type[name]} has no Loihi form here (neurons:"
+                f" {', '.join(NEURONS)}; between them: {', '.join(LINEAR)})"
+            )
     layers: dict[str, QuantLayer] = {}
     for name in g.order:
         if g.type[name] in NEURONS:

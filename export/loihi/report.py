@@ -17,23 +17,28 @@ def report_text(result: FixedPointComparison) -> str:
     """The report as ``python -m export.loihi`` prints it (and writes it to ``loihi.txt``)."""
     spikes_f, spikes_x = result.spikes
     template = result.prompt_template
+    measured = result.measured_on or f"{result.samples} clips of {result.data} {result.split}"
+    calibrated = result.calibrated_on or f"{result.calibration} train clips"
+    no_top1 = "Top-1: n/a (no class prompts)"
+    if result.labels is None:
+        no_top1 = "no classes (the user's input): float and fixed point compared spike by spike"
     lines = [
         f"Loihi fixed point of {result.model}",
-        f"measured on {result.samples} clips of {result.data} {result.split}; ranges from"
-        f" {result.calibration} train clips (quantise {result.seconds_quantize:.1f} s, run"
-        f" {result.seconds_run:.1f} s)",
+        f"measured on {measured}; ranges from {calibrated} (quantise"
+        f" {result.seconds_quantize:.1f} s, run {result.seconds_run:.1f} s)",
         "float: export.sim (float32 neurons, float64 sums) + host program; fixed: bit-exact"
         " Lava arithmetic (8-bit weights + exponent, 12-bit decays, 24-bit u/v), host in float",
         "aligned: no synaptic delay, steps line up with the float model (a Loihi run with"
         " path-equalising delays); lava: one step per Dense/Conv, run T + depth steps",
-        f"zero-shot prompts '{template}'" if template else "Top-1: n/a (no class prompts)",
+        f"zero-shot prompts '{template}'" if template else no_top1,
         "",
         text_table(result.summary, align="right"),
         f"spikes float {spikes_f}, fixed {spikes_x}",
         "",
         "Per layer (aligned): quantisation and agreement with the float model (agreement:"
-        " free-running, errors inherited from upstream included; local: each layer fed the"
-        " float model's upstream spikes)",
+        " free-running, errors inherited from upstream included; first_divergence_step: the"
+        " first step any neuron differs; local: each layer fed the float model's upstream"
+        " spikes)",
         text_table(result.layers, align="right"),
     ]
     if "lava" in result.agreement:

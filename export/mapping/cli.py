@@ -1,13 +1,15 @@
-"""``python -m export.map GRAPH.nir|CKPT --target loihi2 [--data DIR] [--out DIR]``.
+"""``python -m export.map GRAPH.nir|CKPT --target loihi2 [--data DIR|--input FILE] [--out DIR]``.
 
 Maps the neuromorphic part of a NIR graph (a ``.nir`` file, or an FSVE checkpoint exported
 with :func:`export.nir.to_nir`) onto a target's cores (:func:`export.mapping.map_source`) and
 writes ``mapping.csv`` and ``mapping.txt`` into ``--out`` (default
 ``reports/export/<stem>-<target>``). With ``--data`` (a dataset folder, e.g. ``data/synth``
 from ``python -m fsve.data synth --out data/synth``, or a ``.npy`` array ``[T, B, ...]`` for a
-graph with one Input) the spikes per step are measured with the float simulator
-:mod:`export.sim` (the host program runs the host ops of FSVE graphs); without it the report
-gives the upper bound only. ``export/map.py`` is the entry point that runs :func:`main`.
+graph with one Input), or ``--input [NAME=]FILE`` (your time-first spikes ``[T, B, *shape]`` or
+``[T, *shape]`` for a ``.nir`` graph, :mod:`export.inputs`), the spikes per step are measured
+with the float simulator :mod:`export.sim` (the host program runs the host ops of FSVE graphs);
+without them the report gives the upper bound only. ``export/map.py`` is the entry point that
+runs :func:`main`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="dataset folder (clips) or .npy [T, B, ...] to measure spike rates",
     )
+    p.add_argument(
+        "--input",
+        action="append",
+        default=None,
+        metavar="[NAME=]FILE",
+        help="your spikes .npy/.npz for a .nir graph, time-first [T, B, *shape] (or [T, *shape]"
+        " for one sample): measured rates without a dataset; NAME= picks the Input node",
+    )
+    p.add_argument("--dt", type=float, default=None, help="time step, s (graph's dt_s or 1e-4)")
     p.add_argument("--split", default="test", help="dataset split measured (default: test)")
     p.add_argument(
         "--samples", type=positive_int, default=None, help="clips measured (default: all)"
@@ -66,7 +77,8 @@ def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result, header = map_source(
         args.source, args.target, data=args.data, split=args.split, samples=args.samples,
-        blocks=args.blocks, batch_size=args.batch_size, note=args.note,
+        blocks=args.blocks, batch_size=args.batch_size, note=args.note, inputs=args.input,
+        dt=args.dt,
     )  # fmt: skip
     out = args.out or Path("reports/export") / f"{args.source.stem}-{result.target.name}"
     paths = write_report(result, out, header)

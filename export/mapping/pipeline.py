@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import nir
 import numpy as np
 import torch
 
@@ -42,12 +43,17 @@ def map_source(
     blocks: int = 5,
     batch_size: int = 8,
     note: str | None = None,
+    inputs: Sequence[str] | None = None,
+    dt: float | None = None,
 ) -> MappedSource:
     """Map ``source`` (a ``.nir`` graph or an FSVE checkpoint ``.pt``) onto ``target``.
 
     ``data``: a dataset folder (clips; the first ``samples`` of ``split``, all by default) or
-    a ``.npy`` array ``[T, B, ...]`` for a graph with one Input; the spikes per step measured
-    on it give the traffic, without it the report gives the upper bound only. ``blocks``:
+    a ``.npy`` array ``[T, B, ...]`` for a graph with one Input; ``inputs``: instead, the
+    user's ``[NAME=]FILE`` arrays for a ``.nir`` graph's Inputs, time-first ``[T, B, *shape]``
+    or ``[T, *shape]`` (:mod:`export.inputs`; no dataset needed). The spikes per step measured
+    on them give the traffic, without them the report gives the upper bound only. ``dt`` (s):
+    the simulator's step (default: the graph's ``metadata["dt_s"]`` or 1e-4). ``blocks``:
     sub-blocks per clip for ``.nir`` graphs (a checkpoint knows its own). ``note``: a
     provenance line for the header. Write the report with
     :func:`~export.mapping.report.write_report` (``result``, ``out_dir``, ``header``).
@@ -57,6 +63,8 @@ def map_source(
     source, data = Path(source), None if data is None else Path(data)
     if batch_size < 1 or (samples is not None and samples < 1):
         raise ValueError("batch_size and samples must be >= 1")
+    if inputs and data is not None:
+        raise ValueError("give --input (your spikes) or --data, not both")
     target = load_target(target)
     clip = clip_shape(source)
     batches: Iterator[Any] | None = None
@@ -70,8 +78,10 @@ def map_source(
         batches, n = dataset_batches(data, split, f, (h, w), k, samples, batch_size)
         first = next(batches)
         basis = f"{n} clips of {data} {split}, T = {k} steps"
-    src = load_source(source, first)
-    if data is not None and batches is None:
+    src = load_source(source, first, dt)
+    if inputs:
+        batches, basis = _user_inputs(src, list(inputs), samples, source)
+    elif data is not None and batches is None:
         batches, basis = _graph_inputs(src, data, split, samples, blocks, batch_size, source)
     rates = None
     if batches is not None:
@@ -115,10 +125,26 @@ def _graph_inputs(
         )
         return batches, f"{n} clips of {data} {split}, T = {blocks} steps"
     if data.suffix == ".npy":
-        if src.layout == "clip":
-            raise ValueError(f"{source} takes clips; give --data a dataset folder")
-        x = np.load(data)
-        if x.ndim < 3:
-            raise ValueError(f"{data}: expected [T, B, ...], got shape {x.shape}")
-        return iter([torch.as_tensor(x)]), f"{data}: T = {x.shape[0]} steps, B = {x.shape[1]}"
+        return _user_inputs(src, [str(data)], samples, source)
     raise ValueError(f"{data}: --data takes a dataset folder or a .npy file")
+
+
+def _user_inputs(
+    src: GraphSource, items: list[str], samples: int | None, source: Path
+) -> tuple[Iterator[Any], str]:
+    """The user's time-first ``[NAME=]FILE`` inputs of a ``.nir`` graph (first ``samples``
+    samples) as one batch, and where they come from (for the header)."""
+    from export.graph import flatten_graph
+    from export.inputs import load_inputs
+
+    if src.layout == "clip":
+        raise ValueError(f"{source} takes clips; give --data a dataset folder")
+    nodes, edges = flatten_graph(src.graph)
+    fed = {dst for _, dst in edges}
+    names = [n for n, node in nodes.items() if isinstance(node, nir.Input) and n not in fed]
+    given = load_inputs(items, nodes, names)
+    arrays = {k: torch.as_tensor(v[:, :samples]) for k, v in given.arrays.items()}
+    t, b = next(iter(arrays.values())).shape[:2]
+    files = ", ".join(given.files.values())
+    x = arrays if len(arrays) > 1 else next(iter(arrays.values()))
+    return iter([x]), f"{files}: T = {t} steps, B = {b} samples"

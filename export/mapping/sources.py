@@ -47,13 +47,16 @@ def _record(graph: nir.NIRGraph) -> list[str]:
     return [n for n, node in graph.nodes.items() if isinstance(node, (*NEURON_TYPES, nir.Input))]
 
 
-def load_source(source: Path, example: torch.Tensor | None = None) -> GraphSource:
+def load_source(
+    source: Path, example: torch.Tensor | None = None, dt: float | None = None
+) -> GraphSource:
     """A ``.nir`` file (with its host program if one lies beside it) or an FSVE checkpoint
-    (exported with :func:`export.nir.to_nir` on ``example`` clips, zeros by default)."""
+    (exported with :func:`export.nir.to_nir` on ``example`` clips, zeros by default); ``dt``
+    (s) overrides a ``.nir`` graph's ``metadata["dt_s"]`` (default 1e-4)."""
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such file")
     if source.suffix == ".nir":
-        return _load_nir(source)
+        return _load_nir(source, dt)
     if source.suffix == ".pt":
         from fsve.checkpoint import load_model
 
@@ -74,19 +77,20 @@ def load_source(source: Path, example: torch.Tensor | None = None) -> GraphSourc
     raise ValueError(f"{source}: expected a .nir graph or a .pt FSVE checkpoint")
 
 
-def _load_nir(source: Path) -> GraphSource:
+def _load_nir(source: Path, dt: float | None = None) -> GraphSource:
     graph = nir.read(source)
+    dt = _graph_dt(graph) if dt is None else dt
     host_file = host_path_for(source)
     names = _record(graph)
     if host_file.is_file():
-        split = SplitModel(graph, HostProgram.load(host_file), _graph_dt(graph))
+        split = SplitModel(graph, HostProgram.load(host_file), dt)
         return GraphSource(
             graph,
             lambda x: split.run(x, record=names),
             split.host.input_layout,
             f"NIR graph {source} with its host program {host_file}",
         )
-    sim = Simulator(graph, _graph_dt(graph))
+    sim = Simulator(graph, dt)
     layout = str((graph.metadata or {}).get("input_layout", "time_first"))
     if len(sim.inputs) > 1:
         ports = [n for n in sim.inputs if n != "input"]

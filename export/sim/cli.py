@@ -8,21 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.graph import DT_S, SPIKING_TYPES, port_shape
+from export.graph import DT_S, SPIKING_TYPES
+from export.inputs import load_inputs
 from export.sim.simulator import Simulator
 from fsve.cli import Parser, run_command
-
-
-def _load_array(path: Path) -> np.ndarray:
-    """One array from a ``.npy`` or a one-array ``.npz`` file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such input file")
-    if path.suffix == ".npz":
-        with np.load(path) as z:
-            if len(z.files) != 1:
-                raise ValueError(f"{path}: an .npz input must hold one array, has {z.files}")
-            return z[z.files[0]]
-    return np.load(path, allow_pickle=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
     dtype = torch.float64 if args.float64 else torch.float32
     acc = torch.float64 if args.exact_sums else None
     sim = Simulator(args.graph, args.dt, dtype, accumulate=acc)
-    given, single = _inputs(sim, args.input)
+    given, single, _ = load_inputs(args.input, sim.nodes, sim.inputs)
     record = None
     if args.record:
         record = "all" if args.record == "all" else args.record.split(",")
@@ -73,23 +62,3 @@ def _run(args: argparse.Namespace) -> int:
         np.savez_compressed(args.out, **arrays)
         print(f"wrote {args.out}")
     return 0
-
-
-def _inputs(sim: Simulator, items: list[str]) -> tuple[dict[str, np.ndarray], bool]:
-    """``[NAME=]FILE`` arguments -> ``{Input node: array [T, B, ...]}``, and whether they were
-    given for one sample (``[T, *shape]``, a batch axis added).
-    """
-    given: dict[str, np.ndarray] = {}
-    for item in items:
-        name, sep, file = item.partition("=")
-        if not sep:
-            if len(sim.inputs) != 1:
-                raise ValueError(f"the graph has Input nodes {sim.inputs}; use NAME=FILE")
-            name, file = sim.inputs[0], item
-        given[name] = _load_array(Path(file))
-    single = False
-    for name, arr in given.items():
-        shape = port_shape(sim.nodes[name], "input") if name in sim.nodes else None
-        if shape is not None and arr.ndim == len(shape) + 1:
-            given[name], single = arr[:, None], True  # [T, *shape] -> [T, 1, *shape]
-    return given, single

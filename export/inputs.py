@@ -1,0 +1,114 @@
+"""The user's input to a NIR graph: ``--input [NAME=]FILE`` arrays, time-first, batch explicit.
+
+Every command that runs a NIR graph on the user's spikes (``export.sim``, ``export.loihi``,
+``export.lava compile``, ``export.map``) reads them here, so the axis convention is one:
+``[T, B, *shape]`` with an explicit batch axis, or ``[T, *shape]`` for one sample (a batch
+axis of 1 is added), where ``shape`` is the graph Input node's shape. Anything else is an
+error naming both shapes: the batch axis is never guessed from a size (issue 15).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from export.graph import port_shape
+
+__all__ = ["GraphInputs", "input_shape", "load_array", "load_inputs", "time_first"]
+
+
+class GraphInputs(NamedTuple):
+    """Arrays ``{Input node: [T, B, *shape]}`` and whether they were given for one sample."""
+
+    arrays: dict[str, np.ndarray]
+    single: bool  # every array was [T, *shape] and got a batch axis of 1
+    files: dict[str, str]  # Input node -> the file it came from (for reports)
+
+
+def load_array(path: str | os.PathLike) -> np.ndarray:
+    """One array from a ``.npy`` or a one-array ``.npz`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such input file")
+    if path.suffix == ".npz":
+        with np.load(path) as z:
+            if len(z.files) != 1:
+                raise ValueError(f"{path}: an .npz input must hold one array, has {z.files}")
+            return z[z.files[0]]
+    return np.load(path, allow_pickle=False)
+
+
+def input_shape(nodes: Mapping[str, Any], name: str) -> tuple[int, ...] | None:
+    """Shape per sample of Input node ``name`` (its input port, else output), None if untyped."""
+    node = nodes[name]
+    return port_shape(node, "input") or port_shape(node, "output")
+
+
+def time_first(
+    given: Mapping[str, Any], nodes: Mapping[str, Any], what: Mapping[str, str] | None = None
+) -> tuple[dict[str, np.ndarray], bool]:
+    """Check ``{Input node: array}`` against the nodes' shapes; ``[T, *shape]`` gains a batch
+    axis (``[T, 1, *shape]``). Returns the arrays and whether they were one sample each.
+
+    ``what``: how to name each array in errors (its file); a shape that is neither
+    ``[T, *shape]`` nor ``[T, B, *shape]`` is a ``ValueError`` naming both shapes.
+    """
+    out: dict[str, np.ndarray] = {}
+    singles = set()
+    for name, value in given.items():
+        if name not in nodes:
+            raise ValueError(f"{name!r} is not a node of the graph")
+        arr = np.asarray(value)
+        label = (what or {}).get(name, f"input {name!r}")
+        shape = input_shape(nodes, name)
+        if shape is None:
+            if arr.ndim < 2:
+                raise ValueError(f"{label}: expected time-first [T, B, ...], got {arr.shape}")
+            out[name] = arr
+            continue
+        if arr.ndim == len(shape) + 1 and tuple(arr.shape[1:]) == shape:
+            out[name] = arr[:, None]  # [T, *shape] -> [T, 1, *shape]
+            singles.add(name)
+        elif arr.ndim == len(shape) + 2 and tuple(arr.shape[2:]) == shape:
+            out[name] = arr
+        else:
+            dims = ", ".join(map(str, shape))
+            raise ValueError(
+                f"{label} has shape {tuple(arr.shape)} but the graph's Input {name!r} has shape"
+                f" {shape}: give [T, {dims}] (one sample) or [T, B, {dims}]"
+            )
+    lead = {a.shape[:2] for a in out.values()}
+    if len(lead) > 1:
+        raise ValueError(f"the inputs disagree on [T, B]: {sorted(lead)}")
+    if singles and len(singles) != len(out):
+        raise ValueError("give every input with a batch axis [T, B, ...] or none ([T, ...])")
+    return out, bool(out) and len(singles) == len(out)
+
+
+def load_inputs(
+    items: Iterable[str], nodes: Mapping[str, Any], inputs: Sequence[str]
+) -> GraphInputs:
+    """``[NAME=]FILE`` arguments -> :class:`GraphInputs` for the graph Input nodes ``inputs``
+    (the name may be left out when there is one); shapes checked by :func:`time_first`."""
+    files: dict[str, str] = {}
+    for item in items:
+        name, sep, file = item.partition("=")
+        if not sep:
+            if len(inputs) != 1:
+                raise ValueError(f"the graph has Input nodes {list(inputs)}; use NAME=FILE")
+            name, file = inputs[0], item
+        if name not in inputs:
+            raise ValueError(f"{name!r} is not an Input node of the graph ({list(inputs)})")
+        if name in files:
+            raise ValueError(f"two inputs for the Input node {name!r}")
+        files[name] = file
+    missing = [n for n in inputs if n not in files]
+    if missing:
+        raise ValueError(f"no --input for the graph's Input nodes {missing}")
+    given = {name: load_array(file) for name, file in files.items()}
+    arrays, single = time_first(given, nodes, files)
+    return GraphInputs(arrays, single, files)
