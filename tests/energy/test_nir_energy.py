@@ -21,7 +21,6 @@ from spikingjelly.activation_based.nir_exchange import export_to_nir  # noqa: E4
 T, B = 8, 3
 ENERGY = ("compute_j", "neuron_j", "memory_j", "total_j")
 FIGURES = ("sops", "macs", "dense_macs", "neuron_updates", "spikes_out", "spikes_in", "adds")
-NEEDS_FRAMEWORKS = "needs i15-frameworks (snnTorch/Norse neuron rules in profile_model)"
 
 
 def spikes(shape: tuple[int, ...], rate: float = 0.4, seed: int = 0) -> torch.Tensor:
@@ -228,7 +227,6 @@ def test_snntorch_default_subtract_reset_becomes_a_reset_to_zero():
     assert report.row("snn")["neuron_updates"] == T * (10 + 4)
 
 
-@pytest.mark.skip(reason=NEEDS_FRAMEWORKS)
 def test_snntorch_torch_model_gives_its_graph_figures():
     net = snntorch_linear()
     x = spikes((T, B, 12), seed=3)
@@ -335,7 +333,6 @@ def test_norse_graph_of_a_batched_sample_keeps_its_batch_axis():
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.skip(reason=NEEDS_FRAMEWORKS)
 @pytest.mark.parametrize("conv", [False, True])
 def test_norse_torch_model_gives_its_graph_figures(conv):
     net = norse_net(conv)
