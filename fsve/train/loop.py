@@ -323,13 +323,16 @@ def _kept(run: _Training, epoch: int) -> str:
 
 def _first_non_finite(named: Iterable[tuple[str, torch.Tensor]]) -> str | None:
     """The name of the first floating tensor holding a NaN or infinity, else ``None``."""
-    named = [(n, t) for n, t in named if t.is_floating_point() or t.is_complex()]
+    named = [(n, t.detach()) for n, t in named if t.is_floating_point()]
     if not named:
         return None
-    finite = torch.stack([torch.isfinite(t).all() for _, t in named])  # one sync for all
-    if bool(finite.all()):
+    # fast path, one sync: a norm is finite iff every element is (or it overflowed: look closer)
+    norms = torch._foreach_norm([t for _, t in named])
+    device = norms[0].device
+    if bool(torch.stack([x.to(device, torch.float32) for x in norms]).isfinite().all()):
         return None
-    return named[int((~finite).nonzero()[0])][0]
+    finite = torch.stack([torch.isfinite(t).all().to(device) for _, t in named])
+    return None if bool(finite.all()) else named[int((~finite).nonzero()[0])][0]
 
 
 def _validate(run: _Training, evaluate: EvalFn, epoch: int, steps: int) -> dict[str, float]:

@@ -259,3 +259,15 @@ def test_non_finite_validation_output_keeps_the_last_good_files(
     assert "non-finite output of '" in err and "in validation after epoch 2 step 3" in err
     assert "last.pt (epoch 1) left untouched" in err
     assert snapshot(out) == kept
+
+
+def test_first_non_finite_names_the_tensor_and_ignores_overflowing_norms():
+    from fsve.train.loop import _first_non_finite
+
+    big = torch.full((4,), 1e20)  # finite, but its float32 norm overflows to inf
+    assert torch.isinf(torch.linalg.vector_norm(big))
+    assert _first_non_finite([("big", big), ("int", torch.arange(3))]) is None
+    inf = torch.tensor([1.0, float("inf")])
+    nan = torch.tensor([float("nan")], dtype=torch.bfloat16)
+    assert _first_non_finite([("ok", torch.ones(2)), ("inf", inf), ("nan", nan)]) == "inf"
+    assert _first_non_finite([("ok", torch.ones(2)), ("nan", nan)]) == "nan"
