@@ -11,6 +11,9 @@ Per epoch it writes into the run folder (rank 0 only):
 - ``metrics.csv``: one row per epoch (rewritten from the history, so a killed run never leaves a
   row without its checkpoint); ``curves.png``: loss and accuracy curves.
 
+NaN guard (issue 16, case 9): a non-finite loss, gradient norm, weight or validation output
+stops the run with :class:`NonFiniteLossError` before the epoch's files are written.
+
 Resume: ``last.pt`` restores weights, optimizer, scheduler and the torch/numpy/random RNG states
 of the end of its epoch (:mod:`fsve.train.seeding`); each epoch's shuffling comes from a
 generator seeded by ``(seed, epoch)`` (or ``DistributedSampler.set_epoch``), so a run killed
@@ -158,7 +161,9 @@ def fit(
     :func:`fsve.checkpoint.save_checkpoint`. ``resume``: a loaded ``last.pt`` dict.
     ``augment(batch)``: applied to training batches only, after moving them to the device.
     Only parameters with ``requires_grad`` are optimised. Raises :class:`NonFiniteLossError`
-    before touching any file if a loss or gradient norm is not finite.
+    (naming epoch and step) before the epoch's files are written if a loss, gradient norm or
+    weight after an update, or a validation output of a direct submodule or metric, is not
+    finite: ``last.pt`` and ``best.pt`` stay those of the last good epoch.
     """
     env = env or DistEnv()
     out = Path(out_dir)

@@ -61,6 +61,9 @@ def guard_new_run(out: str | os.PathLike, overwrite: bool) -> list[Path]:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a run folder")
     found = earlier_run_files(out)
+    folders = [p for p in found if p.is_dir() and not p.is_symlink()]
+    if folders:
+        raise UsageError(f"{folders[0]} is a folder where the run writes a file: move it away")
     if found and not overwrite:
         names = ", ".join(p.name for p in found)
         hint = "pass --resume to continue it, " if (out / "last.pt").exists() else ""

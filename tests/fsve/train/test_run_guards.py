@@ -271,3 +271,12 @@ def test_first_non_finite_names_the_tensor_and_ignores_overflowing_norms():
     nan = torch.tensor([float("nan")], dtype=torch.bfloat16)
     assert _first_non_finite([("ok", torch.ones(2)), ("inf", inf), ("nan", nan)]) == "inf"
     assert _first_non_finite([("ok", torch.ones(2)), ("nan", nan)]) == "nan"
+
+
+def test_a_folder_in_place_of_a_run_file_is_refused(tiny_data, micro_config, tmp_path, capsys):
+    out = tmp_path / "run"
+    (out / "best.pt").mkdir(parents=True)
+    argv = teacher_args(tiny_data, micro_config, out, "--epochs", "1", "--overwrite")
+    assert main(argv) == 2
+    assert f"{out / 'best.pt'} is a folder where the run writes a file" in one_line_error(capsys)
+    assert (out / "best.pt").is_dir()
