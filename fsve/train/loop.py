@@ -369,7 +369,7 @@ def _validate(run: _Training, evaluate: EvalFn, epoch: int, steps: int) -> dict[
         for h in hooks:
             h.remove()
     bad = [k for k, v in metrics.items() if not math.isfinite(v)]
-    flags = all_reduce([float(bool(seen)), float(bool(bad))], run.env, op="max")
+    flags = all_reduce([float(bool(seen)), float(bool(bad))], run.env)  # summed: > 0 if any
     if flags[0] or flags[1]:
         what = seen[0] if seen else (f"metric {bad[0]!r}" if bad else "another rank")
         raise _non_finite_output(run, epoch, where, what)
