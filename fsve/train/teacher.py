@@ -82,6 +82,6 @@ def _teacher_setup(args: argparse.Namespace, start: RunStart) -> tuple[Any, ...]
             [*splits[0].captions, *prompt_texts(templates, classes)]
         )
         cfg = with_vocab_size(cfg, len(tokenizer))
-    elif list(resume["classes"]) != classes:  # the data hash differs too: not reached
+    elif list(resume["classes"]) != classes:  # runs stored before the data hash
         raise mismatch("the classes of --data", resume["classes"], classes)
     return cfg, tokenizer, templates, splits, classes
