@@ -4,6 +4,12 @@ A crash or an exception mid-write never leaves a half-written file at the target
 existing file there survives until the new one is complete. Files get the usual permissions
 (``0o666`` less the umask), not the ``0o600`` of :func:`tempfile.mkstemp`. :func:`csv_text`
 formats report rows for them.
+
+A temporary file is named ``.NAME.PID.XXXXXXXX<suffix>`` after the target and the writing
+process. A process killed mid-write (``kill -9``) leaves its temporary behind; the next write of
+the same target removes it (issue 16, case 10): only names of that exact pattern for that
+target, only when their process is gone (or, for the older ``.NAME.XXXXXXXX<suffix>`` names
+without a process id, when untouched for :data:`LEGACY_STALE_S` seconds).
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,11 +32,65 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+LEGACY_STALE_S = 3600.0  # age after which a temporary without a process id counts as stale
+_RANDOM = "[a-z0-9_]{8}"  # the random part of a mkstemp name
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (on this machine)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike, suffix: str = ".tmp") -> list[Path]:
+    """Remove the temporaries of earlier writes of ``path`` whose writer is gone; the removed.
+
+    Only ``.NAME.PID.XXXXXXXX<suffix>`` files of this target with a dead PID (or the older
+    ``.NAME.XXXXXXXX<suffix>`` untouched for :data:`LEGACY_STALE_S` s) are removed.
+    """
+    path = Path(path)
+    pattern = re.compile(
+        rf"\.{re.escape(path.name)}\.(?:(\d+)\.)?{_RANDOM}{re.escape(suffix)}", re.ASCII
+    )
+    removed = []
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return removed
+    now = time.time()
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None:
+            continue
+        tmp = path.parent / name
+        try:
+            if match.group(1) is not None:
+                stale = int(match.group(1)) != os.getpid() and not _alive(int(match.group(1)))
+            else:
+                stale = now - tmp.stat().st_mtime > LEGACY_STALE_S
+            if stale and tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+    return removed
+
+
 def temp_beside(path: str | os.PathLike, suffix: str = ".tmp") -> tuple[int, Path]:
-    """Create ``.NAME.XXXX<suffix>`` in the target's folder (made if missing): ``(fd, tmp)``."""
+    """Create ``.NAME.PID.XXXXXXXX<suffix>`` in the target's folder (made if missing), after
+    removing stale ones of the same target (:func:`remove_stale_temps`): ``(fd, tmp)``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    remove_stale_temps(path, suffix)
+    prefix = f".{path.name}.{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
     os.fchmod(fd, _default_mode())
     return fd, Path(tmp)
 

@@ -16,14 +16,16 @@ Recipes (each value can be overridden by its flag):
 
 The run folder gets ``last.pt``, ``best.pt``, ``metrics.csv``, ``curves.png`` (see
 :mod:`fsve.train.loop`) and, at the end, ``test_metrics.json`` (best checkpoint on the test
-split). ``--resume`` continues from ``last.pt`` with the settings stored there; flags that
-contradict them are an error. Runs under ``torchrun --nproc_per_node N`` unchanged.
+split). ``--resume`` continues from ``last.pt`` with the settings stored there; flags, data,
+teacher or config that differ from them are an error (exit 2). A new run refuses an ``--out``
+holding any earlier run's file unless ``--overwrite``. A diverged run (non-finite loss, gradient,
+weights or validation output) stops with exit 2, its last good checkpoints kept. Runs under
+``torchrun --nproc_per_node N`` unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,8 @@ from fsve.train.teacher import cmd_teacher
 
 __all__ = ["build_parser", "main", "read_config_arg"]  # read_config_arg: used by the reports
 
-USAGE_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ImportError)  # exit 2
+# exit 2, one line; NonFiniteLossError: a diverged run (issue 16, case 9)
+USAGE_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ImportError, NonFiniteLossError)
 
 
 def add_common(p: argparse.ArgumentParser, out: str) -> None:
@@ -59,6 +62,11 @@ def add_common(p: argparse.ArgumentParser, out: str) -> None:
         "--shift", type=int, default=None, help="random translation, max pixels (recipe)"
     )
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier run's files in --out (removed as a whole before the first step)",
+    )
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda if any")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument(
@@ -123,11 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         env = setup_distributed(args.device)
         return args.func(args, env)
 
-    try:
-        code = run_command(run, "error", USAGE_ERRORS)
-    except NonFiniteLossError as err:
-        print(f"error: {err}", file=sys.stderr)
-        code = 1
+    code = run_command(run, "error", USAGE_ERRORS)
     if env is not None and env.distributed:
         cleanup_distributed(barrier=code == 0)  # after an error other ranks may be gone
     return code

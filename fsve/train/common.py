@@ -12,12 +12,19 @@ from typing import Any
 
 import torch
 
-from fsve.cli import check_frame_size, open_dataset, require_dataset
+from fsve.cli import UsageError, check_frame_size, open_dataset, require_dataset
 from fsve.io import atomic_write_text
 from fsve.train.augment import RandomShift
 from fsve.train.distributed import DistEnv
-from fsve.train.loop import BEST, LAST, LoopConfig, fit, load_resume
+from fsve.train.loop import BEST, LoopConfig, fit, load_resume
 from fsve.train.losses import StclPromptLoss
+from fsve.train.runfolder import (
+    check_resume_data,
+    check_splits,
+    guard_new_run,
+    mismatch,
+    remove_run_files,
+)
 
 W_CAPTION_DEFAULT = 0.25  # caption STCL weight of the default recipe (see StclPromptLoss)
 
@@ -106,12 +113,9 @@ def resolve_loop(
         for name in HYPER:
             given = getattr(args, name)
             if given is not None and given != loop[name]:
-                raise ValueError(
-                    f"--resume: --{name.replace('_', '-')} {given} differs from the run in"
-                    f" last.pt ({loop[name]}); drop the flag or start a new --out"
-                )
+                raise mismatch(f"--{name.replace('_', '-')}", loop[name], given)
         if args.recipe is not None and args.recipe != stored.get("recipe"):
-            raise ValueError(f"--resume: --recipe {args.recipe} differs from last.pt's run")
+            raise mismatch("--recipe", stored.get("recipe"), args.recipe)
         loop["workers"] = args.workers
         loop["betas"] = tuple(loop["betas"])
         return LoopConfig(**loop)
@@ -129,10 +133,7 @@ def resolve_shift(args: argparse.Namespace, stored: Mapping[str, Any] | None) ->
     """``--shift`` (random translation, pixels): the flag, the recipe's or last.pt's value."""
     if stored is not None:
         if args.shift is not None and args.shift != stored["shift_px"]:
-            raise ValueError(
-                f"--resume: --shift {args.shift} differs from the run in last.pt"
-                f" ({stored['shift_px']})"
-            )
+            raise mismatch("--shift", stored["shift_px"], args.shift)
         return int(stored["shift_px"])
     if args.shift is not None:
         if args.shift < 0:
@@ -239,6 +240,8 @@ class RunStart:
     stored: Mapping[str, Any] | None  # its run settings (``training["run"]``)
     loop: LoopConfig
     shift: int  # random translation, max pixels
+    data: Mapping[str, str]  # the dataset's identity: resolved "path", content "sha256"
+    replace: tuple[Path, ...] = ()  # an earlier run's files to remove first (--overwrite)
 
 
 def start_run(
@@ -246,18 +249,28 @@ def start_run(
     kind: str,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> RunStart:
-    """Check the data, load ``last.pt`` with ``--resume`` (refuse to overwrite one without) and
-    resolve the loop settings and shift from the recipe, the flags and ``last.pt``."""
+    """Check the data (every split the run needs), the run folder (a new run refuses an
+    earlier run's files without ``--overwrite``; ``--resume`` loads ``last.pt`` and refuses other
+    data) and resolve the loop settings and shift from the recipe, the flags and ``last.pt``."""
+    from fsve.data.identity import data_identity
+
     out: Path = args.out
     require_dataset(args.data)
-    resume = load_resume(out, kind) if args.resume else None
-    if resume is None and (out / LAST).exists():
-        raise FileExistsError(
-            f"{out / LAST} exists: pass --resume to continue that run, or another --out"
-        )
-    stored = resume["training"]["run"] if resume is not None else None
+    check_splits(args.data)
+    overwrite = getattr(args, "overwrite", False)
+    if args.resume and overwrite:
+        raise UsageError("--overwrite starts a new run and --resume continues one: pass one")
+    replace: list[Path] = []
+    if args.resume:
+        resume = load_resume(out, kind)
+        stored = resume["training"]["run"]
+        data = check_resume_data(stored, args.data)
+    else:
+        resume = stored = None
+        replace = guard_new_run(out, overwrite)
+        data = data_identity(args.data)
     loop = resolve_loop(args, stored, overrides)
-    return RunStart(resume, stored, loop, resolve_shift(args, stored))
+    return RunStart(resume, stored, loop, resolve_shift(args, stored), data, tuple(replace))
 
 
 def run_info(
@@ -267,7 +280,8 @@ def run_info(
     recipe = start.stored.get("recipe") if start.stored else (args.recipe or "default")
     return {
         "recipe": recipe,
-        "data": str(args.data),
+        "data": start.data["path"],
+        "data_sha256": start.data["sha256"],
         **fields,
         "shift_px": start.shift,
         "world_size": env.world_size,
@@ -294,6 +308,8 @@ def train_and_test(
 
     loop = start.loop
     prompts = [DEFAULT_PROMPT_TEMPLATE.format(c) for c in meta["classes"]]
+    if env.is_main:
+        remove_run_files(list(start.replace))  # --overwrite: the old set goes as a whole
     result = fit(
         model,
         loss_fn,
@@ -314,11 +330,13 @@ def train_and_test(
 
 
 def open_splits(data: Path, cfg: Any) -> tuple[Any, Any]:
-    """The train and val splits of ``data`` cut for ``cfg``, frame size checked."""
+    """The train and val splits of ``data`` cut for ``cfg``, frame size checked; the test split
+    :func:`finish` evaluates is opened and checked too, so it fails before the first step."""
     window = window_for(cfg)
-    train, val = open_dataset(data, "train", window), open_dataset(data, "val", window)
-    check_size(train, cfg)
-    return train, val
+    splits = [open_dataset(data, split, window) for split in ("train", "val", "test")]
+    for split in splits:
+        check_size(split, cfg)
+    return splits[0], splits[1]
 
 
 def prompt_texts(templates: Sequence[str], classes: Sequence[str]) -> list[str]:

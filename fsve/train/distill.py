@@ -55,6 +55,7 @@ from fsve.train.losses import (
     prompt_bank,
     teacher_block_embeddings,
 )
+from fsve.train.runfolder import check_config, file_sha256, mismatch
 from fsve.train.seeding import seed_everything
 
 __all__ = [
@@ -65,6 +66,15 @@ __all__ = [
     "teacher_targets",
 ]
 
+
+# distill_settings' names -> their flags
+FLAG_NAMES = {
+    "contrastive": "w-contrastive",
+    "kl": "w-kl",
+    "embed": "w-embed",
+    "steps": "w-steps",
+    "no_teacher": "no-teacher",
+}
 
 # The FSVE trains on the teacher's recipe with a higher peak lr: at lr 1e-3 it sat near 25%
 # val Top-1 after 12 epochs; at 3e-3 it reached 67.5% by epoch 18 of 36 (distilled, seed 0).
@@ -80,7 +90,10 @@ def cmd_distill(args: argparse.Namespace, env: DistEnv) -> int:
     # runs stored before the cache existed ran the teacher at every step
     stored = start.stored
     cache_teacher = bool(stored.get("cache_teacher", False)) if stored else not args.live_teacher
+    if stored and args.live_teacher and cache_teacher:
+        raise mismatch("--live-teacher", "a cached teacher", "--live-teacher")
     weights, teacher_path, no_teacher = distill_settings(args, stored)
+    teacher_hash = check_teacher(teacher_path, stored)
     teacher, tokenizer_dict = load_teacher(teacher_path, env)
     cfg, tokenizer, (train, val), classes = _student_setup(args, start, teacher, tokenizer_dict)
 
@@ -114,6 +127,7 @@ def cmd_distill(args: argparse.Namespace, env: DistEnv) -> int:
         **({"loss": loss_settings} if no_teacher else {}),
     )
     info["cache_teacher"] = cache_teacher
+    info["teacher_sha256"] = teacher_hash
     meta = {
         "kind": "fsve",
         "config": config_to_dict(cfg),
@@ -146,12 +160,9 @@ def distill_settings(
             "no_teacher": stored["no_teacher"],
         }
         for name, flag in flags.items():
-            if flag is not None and str(flag) != str(saved[name]):
-                raise ValueError(
-                    f"--resume: {name} {flag} differs from the run in last.pt ({saved[name]})"
-                )
-        if args.config is not None:
-            raise ValueError("--resume takes the model config from last.pt; drop --config")
+            same = _same_path if name == "teacher" else lambda x, y: str(x) == str(y)
+            if flag is not None and not same(flag, saved[name]):
+                raise mismatch(f"--{FLAG_NAMES.get(name, name)}", saved[name], flag)
         weights = DistillWeights(**{"steps": 0.0, **stored["weights"]})
         teacher_path = stored["teacher"]
         no_teacher = bool(stored["no_teacher"])
@@ -162,6 +173,28 @@ def distill_settings(
     if teacher_path is None and not no_teacher:
         raise ValueError("distill needs --teacher T.pt (or --no-teacher to train the FSVE alone)")
     return weights, teacher_path, no_teacher
+
+
+def _same_path(given: Any, stored: Any) -> bool:
+    return stored is not None and Path(given).resolve() == Path(stored).resolve()
+
+
+def check_teacher(path: str | None, stored: Mapping[str, Any] | None) -> str | None:
+    """SHA-256 of the teacher checkpoint; on resume it must be the stored run's (a retrained
+    teacher at the same path is refused). ``None`` without a teacher."""
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint (--teacher)")
+    digest = file_sha256(path)
+    old = stored.get("teacher_sha256") if stored else None
+    if old is not None and old != digest:
+        raise mismatch(
+            f"the content of --teacher {path}",
+            f"sha256 {old[:16]}",
+            f"sha256 {digest[:16]}: the checkpoint changed since the run started",
+        )
+    return digest
 
 
 def load_teacher(
@@ -186,12 +219,15 @@ def _student_setup(
 ) -> tuple[Any, Any, tuple[Any, Any], list[str]]:
     """The student's config, tokenizer, (train, val) splits and class names: the teacher's
     tokenizer when there is one, else last.pt's or a new one built like the teacher's."""
-    from fsve.models.config import with_vocab_size
+    from fsve.models.config import config_to_dict, with_vocab_size
     from fsve.models.text import WordTokenizer
 
     resume = start.resume
     cfg_dict = resume["config"] if resume is not None else fsve_config_arg(args.config or "tiny")
     cfg = student_config(cfg_dict, teacher.cfg if teacher is not None else None)
+    if resume is not None and args.config is not None:  # allowed if it is the run's own
+        given = student_config(fsve_config_arg(args.config), getattr(teacher, "cfg", None))
+        check_config(config_to_dict(given), resume["config"], ("text.vocab_size",))
     train, val = open_splits(args.data, cfg)
     classes = list(train.class_names)
     if teacher is not None:

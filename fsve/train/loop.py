@@ -11,6 +11,9 @@ Per epoch it writes into the run folder (rank 0 only):
 - ``metrics.csv``: one row per epoch (rewritten from the history, so a killed run never leaves a
   row without its checkpoint); ``curves.png``: loss and accuracy curves.
 
+NaN guard (issue 16, case 9): a non-finite loss, gradient norm, weight or validation output
+stops the run with :class:`NonFiniteLossError` before the epoch's files are written.
+
 Resume: ``last.pt`` restores weights, optimizer, scheduler and the torch/numpy/random RNG states
 of the end of its epoch (:mod:`fsve.train.seeding`); each epoch's shuffling comes from a
 generator seeded by ``(seed, epoch)`` (or ``DistributedSampler.set_epoch``), so a run killed
@@ -66,7 +69,9 @@ EvalFn = Callable[[nn.Module], dict[str, float]]
 
 
 class NonFiniteLossError(RuntimeError):
-    """Training stopped on a NaN or infinite loss (or gradient norm); the message is one line."""
+    """Training stopped on a NaN or infinite loss, gradient norm, weight or validation output
+    (issue 16, case 9); the message is one line naming epoch and step, and no file of the
+    diverged epoch is written."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,9 @@ def fit(
     :func:`fsve.checkpoint.save_checkpoint`. ``resume``: a loaded ``last.pt`` dict.
     ``augment(batch)``: applied to training batches only, after moving them to the device.
     Only parameters with ``requires_grad`` are optimised. Raises :class:`NonFiniteLossError`
-    before touching any file if a loss or gradient norm is not finite.
+    (naming epoch and step) before the epoch's files are written if a loss, gradient norm or
+    weight after an update, or a validation output of a direct submodule or metric, is not
+    finite: ``last.pt`` and ``best.pt`` stay those of the last good epoch.
     """
     env = env or DistEnv()
     out = Path(out_dir)
@@ -169,9 +176,7 @@ def fit(
         started = time.perf_counter()
         row = _train_epoch(run, loader, epoch, progress and env.is_main)
         if evaluate is not None:
-            model.eval()
-            with torch.no_grad():
-                row.update({k: float(v) for k, v in evaluate(model).items()})
+            row.update(_validate(run, evaluate, epoch, len(loader)))
         row["seconds"] = time.perf_counter() - started
         run.history.append(row)
         value = float(row.get(monitor, -row["train_loss"]))
@@ -299,18 +304,82 @@ def _optimizer_step(run: _Training, loss: torch.Tensor, epoch: int, step: int) -
     # gradients are all-reduced, so every rank sees the same norm
     if not finite or not bool(torch.isfinite(norm)):
         what = "gradient norm" if finite else "loss"
-        kept = (
-            f"{run.last_path} (epoch {epoch}) left untouched"
-            if epoch > 0
-            else "no checkpoint was written"
-        )
         value = float(norm) if finite else float(loss.detach())
         raise NonFiniteLossError(
             f"non-finite {what} ({value:.4g}) at epoch {epoch + 1} step {step + 1}"
-            f" (on this or another rank); training stopped, {kept}"
+            f" (on this or another rank); training stopped, {_kept(run, epoch)}"
         )
     run.optimizer.step()
     run.scheduler.step()
+    bad = _first_non_finite(run.model.named_parameters())
+    if bad is not None:
+        raise NonFiniteLossError(
+            f"non-finite weight {bad!r} after the update of epoch {epoch + 1} step {step + 1};"
+            f" training stopped, {_kept(run, epoch)}"
+        )
+
+
+def _kept(run: _Training, epoch: int) -> str:
+    """What a stopped run leaves: the last good ``last.pt`` (and ``best.pt``) or nothing."""
+    if epoch > 0:
+        return f"{run.last_path} (epoch {epoch}) left untouched, and best.pt"
+    return "no checkpoint was written"
+
+
+def _first_non_finite(named: Iterable[tuple[str, torch.Tensor]]) -> str | None:
+    """The name of the first floating tensor holding a NaN or infinity, else ``None``."""
+    named = [(n, t.detach()) for n, t in named if t.is_floating_point()]
+    if not named:
+        return None
+    # fast path, one sync: a norm is finite iff every element is (or it overflowed: look closer)
+    norms = torch._foreach_norm([t for _, t in named])
+    device = norms[0].device
+    if bool(torch.stack([x.to(device, torch.float32) for x in norms]).isfinite().all()):
+        return None
+    finite = torch.stack([torch.isfinite(t).all().to(device) for _, t in named])
+    return None if bool(finite.all()) else named[int((~finite).nonzero()[0])][0]
+
+
+def _validate(run: _Training, evaluate: EvalFn, epoch: int, steps: int) -> dict[str, float]:
+    """``evaluate(model)`` in eval mode, watching the outputs of the model's direct submodules;
+    :class:`NonFiniteLossError` (on every rank) for a non-finite output or metric."""
+    seen: list[str] = []
+
+    def watch(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            tensors = output if isinstance(output, tuple | list) else [output]
+            tensors = [("", t) for t in tensors if isinstance(t, torch.Tensor)]
+            if not seen and _first_non_finite(tensors) is not None:
+                seen.append(name)
+
+        return hook
+
+    model = run.model
+    hooks = [m.register_forward_hook(watch(n)) for n, m in model.named_children()]
+    model.eval()
+    where = f"validation after epoch {epoch + 1} step {steps}"
+    try:
+        with torch.no_grad():
+            metrics = {k: float(v) for k, v in evaluate(model).items()}
+    except (ValueError, RuntimeError) as err:
+        if seen:  # the metric code saw the NaN first ("scores contain NaN")
+            raise _non_finite_output(run, epoch, where, seen[0]) from err
+        raise
+    finally:
+        for h in hooks:
+            h.remove()
+    bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+    flags = all_reduce([float(bool(seen)), float(bool(bad))], run.env)  # summed: > 0 if any
+    if flags[0] or flags[1]:
+        what = seen[0] if seen else (f"metric {bad[0]!r}" if bad else "another rank")
+        raise _non_finite_output(run, epoch, where, what)
+    return metrics
+
+
+def _non_finite_output(run: _Training, epoch: int, where: str, what: str) -> NonFiniteLossError:
+    return NonFiniteLossError(
+        f"non-finite output of {what!r} in {where}; training stopped, {_kept(run, epoch)}"
+    )
 
 
 def _write_epoch(

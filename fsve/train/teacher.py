@@ -25,9 +25,12 @@ from fsve.train.common import (
 )
 from fsve.train.distributed import DistEnv
 from fsve.train.losses import PROMPT_TEMPLATES, prompt_bank
+from fsve.train.runfolder import check_config, mismatch
 from fsve.train.seeding import seed_everything
 
 __all__ = ["cmd_teacher"]
+
+VOCAB = ("text.vocab_size",)  # set from the tokenizer, not by --config
 
 
 def cmd_teacher(args: argparse.Namespace, env: DistEnv) -> int:
@@ -64,8 +67,8 @@ def _teacher_setup(args: argparse.Namespace, start: RunStart) -> tuple[Any, ...]
 
     resume = start.resume
     if resume is not None:
-        if args.config is not None:
-            raise ValueError("--resume takes the model config from last.pt; drop --config")
+        if args.config is not None:  # allowed if it is the run's own
+            check_config(read_config_arg(args.config), resume["config"], VOCAB)
         cfg = teacher_config(resume["config"])
         tokenizer = WordTokenizer.from_dict(resume["tokenizer"])
         templates = list(start.stored["templates"])
@@ -79,6 +82,6 @@ def _teacher_setup(args: argparse.Namespace, start: RunStart) -> tuple[Any, ...]
             [*splits[0].captions, *prompt_texts(templates, classes)]
         )
         cfg = with_vocab_size(cfg, len(tokenizer))
-    elif list(resume["classes"]) != classes:
-        raise ValueError(f"--resume: {args.data} has other classes than the run in last.pt")
+    elif list(resume["classes"]) != classes:  # runs stored before the data hash
+        raise mismatch("the classes of --data", resume["classes"], classes)
     return cfg, tokenizer, templates, splits, classes

@@ -118,9 +118,9 @@ def test_resume_and_overwrite_guards(tiny_data, micro_config, tmp_path, capsys):
     assert "pass --resume" in one_line_error(capsys)
     base = ["teacher", "--data", str(tiny_data), "--out", str(out), "--quiet", "--resume"]
     assert main([*base, "--lr", "0.5"]) == 2
-    assert "--lr 0.5 differs" in one_line_error(capsys)
+    assert "resume: --lr differs from the run's (stored 0.001, given 0.5)" in one_line_error(capsys)
     assert main([*base, "--config", "tiny"]) == 2
-    assert "drop --config" in one_line_error(capsys)
+    assert "resume: --config (" in one_line_error(capsys)
 
 
 def test_bad_config_and_data_are_one_line_errors(tiny_data, micro, tmp_path, capsys):
@@ -136,13 +136,13 @@ def test_bad_config_and_data_are_one_line_errors(tiny_data, micro, tmp_path, cap
     assert "no such checkpoint" in one_line_error(capsys)
 
 
-def test_nan_loss_exits_1_with_one_line(tiny_data, micro_config, tmp_path, monkeypatch, capsys):
+def test_nan_loss_exits_2_with_one_line(tiny_data, micro_config, tmp_path, monkeypatch, capsys):
     def nan_loss(self, model, batch):
         video, _, _ = model(batch["spikes"], self.prompt_tokens[0])
         return video.sum() * math.nan
 
     monkeypatch.setattr(StclPromptLoss, "__call__", nan_loss)
-    assert main(teacher_args(tiny_data, micro_config, tmp_path / "r", "--epochs", "1")) == 1
+    assert main(teacher_args(tiny_data, micro_config, tmp_path / "r", "--epochs", "1")) == 2
     err = one_line_error(capsys)
     assert "epoch 1 step 1" in err and "no checkpoint was written" in err
     assert not (tmp_path / "r" / "last.pt").exists()
