@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from fsve.io import atomic_write_text
+from fsve.train.runfolder import earlier_run_files
 
 
 def contact_sheet(images: list[np.ndarray], columns: int) -> np.ndarray:
@@ -170,7 +171,11 @@ def data_summary_lines(data: Path, samples: int, summary: dict[str, Any]) -> lis
 
 
 def _resume_flag(run: Path) -> list[str]:
-    return ["--resume"] if (run / "last.pt").is_file() else []
+    """``--resume`` from ``last.pt``; ``--overwrite`` when only files of an attempt killed before
+    its first ``last.pt`` are there (the demo's own run folder: nothing to keep)."""
+    if (run / "last.pt").is_file():
+        return ["--resume"]
+    return ["--overwrite"] if earlier_run_files(run) else []
 
 
 def _step(name: str, code: int) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from fsve.fewshot import DEFAULT_METHOD
 from fsve.io import atomic_write_text
+from fsve.train.runfolder import earlier_run_files
 
 # Table 2/3/4 variants of the teacher (overrides of the ``tiny`` config). Our clips have 250
 # frames: 7 blocks 45 frames apart would need 331, so the 7-block row spaces them 31 apart.
@@ -82,6 +83,8 @@ class Job:
             if "--config" in argv:  # fsve.train refuses --config with --resume
                 i = argv.index("--config")
                 del argv[i : i + 2]
+        elif earlier_run_files(self.run):  # killed before its first last.pt: start over
+            resume = ["--overwrite"]
         return [sys.executable, "-m", self.module, *argv, "--out", str(self.run), *resume]
 
 
