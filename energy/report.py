@@ -8,6 +8,7 @@ are standard deviations over batches of the per-sample value (per sample with ba
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -18,9 +19,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from energy.conventions import COUNT_COLUMNS, derive
+from energy.breakeven import BreakEven, break_even_line, plot_energy_vs_rate, solve_break_even
+from energy.conventions import (
+    CONVENTIONS,
+    COUNT_COLUMNS,
+    derive,
+    prices_memory,
+    prices_neurons,
+    scale_events,
+)
 from energy.costs import PJ, CostModel
 from energy.counting import LayerRecord
+from energy.provenance import footer_lines, provenance
 from fsve.io import atomic_path
 
 __all__ = [
@@ -73,6 +83,7 @@ SUMMARY_COLUMNS = (
     "mem_writes",
     "potential_share",
     "firing_rate",
+    "break_even_rate",
     "samples",
     "costs",
     "convention",
@@ -83,14 +94,18 @@ SUMMARY_COLUMNS = (
 
 
 def layer_energy_pj(
-    counts: Mapping[str, float], static: Mapping[str, Any], cost: CostModel
+    counts: Mapping[str, float],
+    static: Mapping[str, Any],
+    cost: CostModel,
+    neurons: bool = True,
 ) -> tuple[float, float, float]:
     """``(compute, neuron, memory)`` pJ of one layer's counts.
 
     compute = (sops + adds)·E_AC + macs·E_MAC + other_ops·E_OP; neuron = updates·E_U +
-    spikes·E_spike; memory = (weight + bias reads)·E_weight + potential reads/writes·E_state +
-    input reads·E_act(in) + output writes·E_act(out), each access priced by the capacity of its
-    memory for size-dependent cost models.
+    spikes·E_spike (0 with ``neurons=False``, the ``sdt`` convention); memory = (weight + bias
+    reads)·E_weight + potential reads/writes·E_state + input reads·E_act(in) + output
+    writes·E_act(out), each access priced by the capacity of its memory for size-dependent cost
+    models.
     """
     compute = (
         (counts["sops"] + counts["adds"]) * cost.e_ac_pj
@@ -98,6 +113,7 @@ def layer_energy_pj(
         + counts["other_ops"] * cost.e_op_pj
     )
     neuron = counts["neuron_updates"] * cost.e_neuron_pj + counts["spikes_out"] * cost.e_spike_pj
+    neuron = neuron if neurons else 0.0
     w = static.get("weight_words", 1.0)
     s = static.get("state_words", static.get("out_words", 1.0))
     i = static.get("in_words", 1.0)
@@ -126,6 +142,9 @@ class EnergyReport:
     samples: int
     unknown: list[str] = field(default_factory=list)  # "name (Type): why" lines
     checkpoint_kind: str = ""  # "fsve" or "teacher" when profiled from a checkpoint
+    time_steps: int = 1  # T per sample (sizes memories; counts cover every step)
+    break_even: BreakEven | None = None  # of the SNN row against the ANN row
+    side_by_side: pd.DataFrame | None = None  # every convention's totals (with ``sdt``)
 
     def row(self, model: str) -> pd.Series | None:
         rows = self.summary[self.summary["model"] == model]
@@ -135,9 +154,14 @@ class EnergyReport:
         """The Table-6-style text: compute, neuron, memory, total, memory share, analysis."""
         return format_table(self)
 
+    def provenance(self) -> dict[str, Any]:
+        """How the numbers were made (``provenance.json``; see :mod:`energy.provenance`)."""
+        return provenance(self)
+
     def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:
-        """Write ``summary.csv``, ``layers.csv``, ``energy.png`` and the printed ``table.txt``
-        into ``out_dir``, each atomically (temporary file, then rename)."""
+        """Write ``summary.csv``, ``layers.csv``, ``energy.png``, the printed ``table.txt`` and
+        ``provenance.json`` into ``out_dir``, with an SNN ``energy_vs_rate.png`` (break-even) and
+        with ``sdt`` ``conventions.csv`` (side by side), each atomically."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {
@@ -145,11 +169,20 @@ class EnergyReport:
             "layers": out / "layers.csv",
             "plot": out / "energy.png",
             "table": out / "table.txt",
+            "provenance": out / "provenance.json",
         }
         _atomic(paths["summary"], lambda f: self.summary.to_csv(f, index=False))
         _atomic(paths["layers"], lambda f: self.layers.to_csv(f, index=False))
         _atomic(paths["plot"], lambda f: plot_report(self, f))
         _atomic(paths["table"], lambda f: Path(f).write_text(self.table() + "\n"))
+        text = json.dumps(self.provenance(), indent=2) + "\n"
+        _atomic(paths["provenance"], lambda f: Path(f).write_text(text))
+        if self.break_even is not None:
+            paths["rate_plot"] = out / "energy_vs_rate.png"
+            _atomic(paths["rate_plot"], lambda f: plot_energy_vs_rate(self, f))
+        if self.side_by_side is not None:
+            paths["conventions"] = out / "conventions.csv"
+            _atomic(paths["conventions"], lambda f: self.side_by_side.to_csv(f, index=False))
         return paths
 
 
@@ -180,6 +213,7 @@ def _layer_rows(
     n_batches = len(run.batches)
     totals = {name: dict.fromkeys((*COUNT_COLUMNS, "calls"), 0.0) for name in names}
     per_batch = np.zeros((n_batches, len(names), 3))  # pJ per sample
+    priced = prices_neurons(convention)
     samples = 0
     for b, (size, recs) in enumerate(run.batches):
         samples += size
@@ -192,13 +226,13 @@ def _layer_rows(
             for col in COUNT_COLUMNS:
                 totals[name][col] += counts[col]
             totals[name]["calls"] += rec.prims.get("calls", 0.0)
-            per_batch[b, j] = np.array(layer_energy_pj(counts, rec.static, cost)) / size
+            per_batch[b, j] = np.array(layer_energy_pj(counts, rec.static, cost, priced)) / size
     rows = []
     for j, name in enumerate(names):
         rec = order[name]
         mean = {col: v / samples for col, v in totals[name].items()}
         mean["calls"] = totals[name]["calls"] / n_batches
-        compute, neuron, memory = layer_energy_pj(mean, rec.static, cost)
+        compute, neuron, memory = layer_energy_pj(mean, rec.static, cost, priced)
         energy_per_batch = per_batch[:, j].sum(axis=1)
         rows.append(
             {
@@ -227,6 +261,58 @@ def _layer_rows(
         )
     frame = pd.DataFrame(rows, columns=list(LAYER_COLUMNS))
     return frame, per_batch.sum(axis=1)  # [batches, 3]
+
+
+def total_energy_j(
+    run: ModelCounts, side: str, cost: CostModel, convention: str, norm: str, scale: float = 1.0
+) -> float:
+    """Energy per sample (J) of one side of ``run`` with every spike count x ``scale``."""
+    priced = prices_neurons(convention)
+    total_pj, samples = 0.0, 0
+    for size, recs in run.batches:
+        samples += size
+        for rec in recs.values():
+            prims = rec.prims if scale == 1.0 else scale_events(rec.kind, rec.prims, scale)
+            snn, ann = derive(rec.kind, prims, rec.static, convention, norm)
+            total_pj += sum(
+                layer_energy_pj(snn if side == "snn" else ann, rec.static, cost, priced)
+            )
+    return total_pj * PJ / max(samples, 1)
+
+
+def _break_even(
+    snn_run: ModelCounts, ann_run: ModelCounts, cost: CostModel, convention: str, norm: str
+) -> BreakEven:
+    """Break-even rate of ``snn_run`` against ``ann_run`` (see :mod:`energy.breakeven`)."""
+    fixed = total_energy_j(snn_run, "snn", cost, convention, norm, scale=0.0)
+    measured = total_energy_j(snn_run, "snn", cost, convention, norm)
+    ann = total_energy_j(ann_run, "ann", cost, convention, norm)
+    spikes = updates = 0.0
+    for _, recs in snn_run.batches:
+        for rec in recs.values():
+            if rec.kind == "neuron":
+                spikes += rec.prims.get("spikes_out", 0.0)
+                updates += rec.prims.get("updates", 0.0)
+    rate = spikes / updates if updates else float("nan")
+    return solve_break_even(fixed, measured - fixed, ann, rate)
+
+
+def _side_by_side(
+    main: ModelCounts, base: ModelCounts | None, is_snn: bool, cost: CostModel, norm: str
+) -> pd.DataFrame:
+    """ANN and SNN totals, saving and break-even rate of the same run under every convention."""
+    rows = []
+    for convention in CONVENTIONS:
+        ann = total_energy_j(base or main, "ann", cost, convention, norm)
+        row = {"convention": convention, "ann_j": ann, "snn_j": float("nan")}
+        row.update(saving_vs_ann=float("nan"), break_even_rate=float("nan"))
+        if is_snn:
+            be = _break_even(main, base or main, cost, convention, norm)
+            snn = be.fixed_j + be.event_j
+            row.update(snn_j=snn, break_even_rate=be.rate)
+            row["saving_vs_ann"] = 1.0 - snn / ann if ann else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _std(values: np.ndarray) -> float:
@@ -266,8 +352,13 @@ def build_report(
     norm: str,
     baseline: str,
     samples: int,
+    *,
+    time_steps: int = 1,
 ) -> EnergyReport:
-    """Tables of a finished profiling run (see :func:`~energy.profile.profile_model`)."""
+    """Tables of a finished profiling run (see :func:`~energy.profile.profile_model`).
+
+    An SNN report carries its break-even rate (``break_even``, column ``break_even_rate``); an
+    ``sdt`` report also the totals under every convention (``side_by_side``)."""
     frames, rows = [], []
     network = main.network
     if is_snn:
@@ -285,6 +376,9 @@ def build_report(
         ann_layers, ann_pb = _layer_rows(main, "ann", "ann", cost, convention, norm)
         frames = [ann_layers]
         rows = [_summary_row("ann", network, ann_layers, ann_pb)]
+    break_even = None
+    if is_snn:
+        break_even = _break_even(main, base_run or main, cost, convention, norm)
     ann_total = rows[0]["total_j"]
     ann_compute = rows[0]["compute_j"]
     unknown = _unknown_lines(main) + (_unknown_lines(base_run) if base_run else [])
@@ -301,9 +395,16 @@ def build_report(
             baseline=baseline,
             unknown_modules=len(unknown),
         )
+        is_main = row["model"] == "snn" and break_even is not None
+        row["break_even_rate"] = break_even.rate if is_main else float("nan")
     summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     layers = pd.concat(frames, ignore_index=True)
-    return EnergyReport(summary, layers, cost, convention, norm, baseline, samples, unknown)
+    report = EnergyReport(summary, layers, cost, convention, norm, baseline, samples, unknown)
+    report.time_steps = int(time_steps)
+    report.break_even = break_even
+    if convention == "sdt":
+        report.side_by_side = _side_by_side(main, base_run, is_snn, cost, norm)
+    return report
 
 
 def _unknown_lines(run: ModelCounts) -> list[str]:
@@ -344,49 +445,15 @@ def format_table(report: EnergyReport) -> str:
     head = f"{'Key metric':<24}" + "".join(f"{name:>16}" for name, _ in cols) + "  Analysis"
     lines.append(head)
     lines.append("-" * len(head))
-
-    def line(metric: str, values: list[str], analysis: str = "") -> None:
+    for metric, col, analysis in _table_rows(report, ann, snn):
+        if not col:  # the break-even row: (value, analysis) of the SNN
+            values, analysis = ["", analysis[0]], analysis[1]
+        elif col == "memory_share":
+            values = [_pct(r[col]) for _, r in cols]
+        else:
+            values = [format_energy(r[col]) for _, r in cols]
         lines.append(f"{metric:<24}" + "".join(f"{v:>16}" for v in values) + f"  {analysis}")
-
-    def e(col: str) -> list[str]:
-        return [format_energy(r[col]) for _, r in cols]
-
-    if snn is None:
-        line("Computational energy", e("compute_j"))
-        line("Neuron-update energy", e("neuron_j"))
-        line("Memory access energy", e("memory_j"))
-        line("Total estimated energy", e("total_j"), f"± {format_energy(ann['total_j_std'])}")
-        line("Memory energy ratio", [_pct(ann["memory_share"])])
-    else:
-        cs = snn["compute_saving_vs_ann"]
-        line(
-            "Computational energy",
-            e("compute_j"),
-            f"{_pct(cs)} reduction due to sparsity"
-            if cs >= 0
-            else f"{_pct(-cs)} more compute than the ANN",
-        )
-        share = snn["neuron_j"] / snn["total_j"] if snn["total_j"] else float("nan")
-        line("Neuron-update energy", e("neuron_j"), f"{_pct(share)} of the SNN total")
-        ratio = snn["memory_j"] / ann["memory_j"] if ann["memory_j"] else float("inf")
-        line(
-            "Memory access energy",
-            e("memory_j"),
-            f"{ratio:.2f}x the ANN's; membrane potentials are "
-            f"{_pct(snn['potential_share'])} of SNN accesses",
-        )
-        sv = snn["saving_vs_ann"]
-        line(
-            "Total estimated energy",
-            e("total_j"),
-            f"{_pct(sv)} overall energy saving" if sv >= 0 else f"{_pct(-sv)} more than the ANN",
-        )
-        bound = "memory-bound" if snn["memory_share"] > 0.5 else "compute-bound"
-        line(
-            "Memory energy ratio",
-            [_pct(r["memory_share"]) for _, r in cols],
-            f"the SNN is {bound}",
-        )
+    if snn is not None:
         lines.append("")
         lines.append(
             f"SNN: {snn['sops']:.4g} SOPs + {snn['macs']:.4g} MACs + {snn['adds']:.4g} adds, "
@@ -399,6 +466,8 @@ def format_table(report: EnergyReport) -> str:
         f"Per inference over {report.samples} samples; costs {c.name} ({c.source}); "
         f"convention {report.convention}; norm {report.norm}; baseline {report.baseline}."
     )
+    lines.extend(footer_lines(report))
+    lines.extend(_side_by_side_lines(report))
     if c.note:
         lines.append(f"Note: {c.note}.")
     if report.unknown:
@@ -407,6 +476,68 @@ def format_table(report: EnergyReport) -> str:
     else:
         lines.append("Not counted: nothing (every executed module has a counting rule).")
     return "\n".join(lines)
+
+
+def _table_rows(report: EnergyReport, ann: pd.Series, snn: pd.Series | None) -> list[tuple]:
+    """``(metric, summary column, analysis)`` per table row; column "" = break-even row."""
+    if snn is None:
+        return [
+            ("Computational energy", "compute_j", ""),
+            ("Neuron-update energy", "neuron_j", ""),
+            ("Memory access energy", "memory_j", ""),
+            ("Total estimated energy", "total_j", f"± {format_energy(ann['total_j_std'])}"),
+            ("Memory energy ratio", "memory_share", ""),
+        ]
+    cs, sv = snn["compute_saving_vs_ann"], snn["saving_vs_ann"]
+    share = snn["neuron_j"] / snn["total_j"] if snn["total_j"] else float("nan")
+    ratio = snn["memory_j"] / ann["memory_j"] if ann["memory_j"] else float("inf")
+    neuron = f"{_pct(share)} of the SNN total"
+    memory = (
+        f"{ratio:.2f}x the ANN's; membrane potentials are "
+        f"{_pct(snn['potential_share'])} of SNN accesses"
+    )
+    bound = "the SNN is " + ("memory-bound" if snn["memory_share"] > 0.5 else "compute-bound")
+    if not prices_neurons(report.convention):
+        neuron = f"not counted under {report.convention}"
+    if not prices_memory(report.convention):
+        memory = bound = f"not counted under {report.convention}"
+    rows = [
+        (
+            "Computational energy",
+            "compute_j",
+            f"{_pct(cs)} reduction due to sparsity"
+            if cs >= 0
+            else f"{_pct(-cs)} more compute than the ANN",
+        ),
+        ("Neuron-update energy", "neuron_j", neuron),
+        ("Memory access energy", "memory_j", memory),
+        (
+            "Total estimated energy",
+            "total_j",
+            f"{_pct(sv)} overall energy saving" if sv >= 0 else f"{_pct(-sv)} more than the ANN",
+        ),
+        ("Memory energy ratio", "memory_share", bound),
+    ]
+    if report.break_even is not None:
+        rows.append(("Break-even firing rate", "", break_even_line(report.break_even)))
+    return rows
+
+
+def _side_by_side_lines(report: EnergyReport) -> list[str]:
+    """The same run under every convention (``sdt`` reports), to set beside a published one."""
+    if report.side_by_side is None:
+        return []
+    lines = ["Side by side (same counts; sdt = published SDT accounting, the others add memory):"]
+    for r in report.side_by_side.itertuples():
+        rate = r.break_even_rate
+        be = "n/a" if math.isnan(rate) else "never" if rate == 0 else _pct(rate)
+        be = "always" if math.isinf(rate) else be
+        ann, snn = format_energy(r.ann_j), format_energy(r.snn_j)
+        lines.append(
+            f"  {r.convention:<8} ANN {ann:>10}  SNN {snn:>10}  saving "
+            f"{_pct(r.saving_vs_ann):>8}  break-even rate {be}"
+        )
+    return lines
 
 
 def plot_report(report: EnergyReport, path: str) -> None:

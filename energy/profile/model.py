@@ -92,7 +92,15 @@ def profile_model(
         raise ValueError("no samples to profile: inputs were empty")
     base_counts = None if base_run is None else base_run.counts()
     return build_report(
-        main.counts(), base_counts, is_snn, cost, convention, norm, baseline_name, samples
+        main.counts(),
+        base_counts,
+        is_snn,
+        cost,
+        convention,
+        norm,
+        baseline_name,
+        samples,
+        time_steps=t,
     )
 
 

@@ -109,7 +109,9 @@ def test_save_writes_readable_files(micro_fsve, clips, tmp_path):
     paths = report.save(tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "energy.png",
+        "energy_vs_rate.png",
         "layers.csv",
+        "provenance.json",
         "summary.csv",
         "table.txt",
     ]
