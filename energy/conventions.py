@@ -38,6 +38,8 @@ __all__ = [
     "COUNT_COLUMNS",
     "EVENT_PRIMS",
     "NORM_MODES",
+    "SDT_CONSTANTS_PJ",
+    "default_costs",
     "derive",
     "prices_memory",
     "prices_neurons",
@@ -213,6 +215,16 @@ def derive(
     else:
         raise ValueError(f"unknown layer kind {kind!r}")
     return snn, ann
+
+
+# what the SDT papers price (Horowitz 2014, 45 nm fp32: MAC 3.7 + 0.9, AC 0.9 pJ)
+SDT_CONSTANTS_PJ = {"e_mac_pj": 4.6, "e_ac_pj": 0.9}
+
+
+def default_costs(convention: str) -> str:
+    """The cost preset used when none is given: ``paper``, or ``horowitz45`` (E_MAC 4.6, E_AC
+    0.9 pJ, the SDT papers' constants) under ``sdt``."""
+    return "horowitz45" if convention == "sdt" else "paper"
 
 
 def prices_neurons(convention: str) -> bool:

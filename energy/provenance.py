@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from energy.conventions import prices_memory, prices_neurons
+from energy.conventions import SDT_CONSTANTS_PJ, prices_memory, prices_neurons
 
 if TYPE_CHECKING:
     from energy.costs import CostModel
@@ -136,10 +136,16 @@ def footer_lines(report: EnergyReport) -> list[str]:
     if c.sram:
         sizes = ", ".join(f"{_fmt(b)} B: {_fmt(pj)}" for b, pj in c.sram)
         consts += f"; E_M by SRAM size per 32 bits ({sizes})"
-    return [
+    lines = [
         f"Provenance: {est['name']} {est['version']}; convention {report.convention} "
         f"({memory}, {neurons}); norm {_norm(report)}; T = {report.time_steps} steps per "
         "sample.",
         f"Constants (pJ): {consts}; words {c.word_bits} bit, potentials {c.state_bits} bit.",
         f"Firing rate = {FIRING_RATE}; SOPs = {SOPS.get(report.convention, '')}.",
     ]
+    if report.convention == "sdt" and any(getattr(c, k) != v for k, v in SDT_CONSTANTS_PJ.items()):
+        lines.append(
+            f"Warning: the SDT papers price E_MAC 4.6 and E_AC 0.9 pJ; costs {c.name} use "
+            f"E_MAC {_fmt(c.e_mac_pj)}, E_AC {_fmt(c.e_ac_pj)}: not comparable with them."
+        )
+    return lines

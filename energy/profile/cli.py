@@ -36,10 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--costs",
-        default="paper",
-        help=f"cost preset ({', '.join(PRESETS)}) or a JSON/TOML file of overrides",
+        default=None,
+        help=f"cost preset ({', '.join(PRESETS)}) or a JSON/TOML file of overrides "
+        "(default: paper; horowitz45 with --convention sdt)",
     )
-    p.add_argument("--convention", choices=CONVENTIONS, default="simple", help="memory model")
+    p.add_argument(
+        "--convention",
+        choices=CONVENTIONS,
+        default="simple",
+        help="memory model (simple, lemaire) or sdt (the spike-driven transformer papers' "
+        "accounting, shown beside the others)",
+    )
     p.add_argument(
         "--norm", choices=NORM_MODES, default="fold", help="how BN/TDBN is counted (fold)"
     )

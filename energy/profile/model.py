@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from energy.conventions import CONVENTIONS, NORM_MODES
+from energy.conventions import CONVENTIONS, NORM_MODES, default_costs
 from energy.costs import CostModel, load_costs
 from energy.counting import Audit, Collector, LayerRecord
 from energy.report import EnergyReport, ModelCounts, build_report
@@ -27,7 +27,7 @@ __all__ = ["profile_model"]
 def profile_model(
     model: nn.Module,
     inputs: torch.Tensor | Iterable[Any],
-    costs: str | os.PathLike | CostModel = "paper",
+    costs: str | os.PathLike | CostModel | None = None,
     convention: str = "simple",
     baseline: str | nn.Module = "twin",
     *,
@@ -41,6 +41,9 @@ def profile_model(
 ) -> EnergyReport:
     """Count and price ``model`` on ``inputs`` (a batch, or an iterable of batches).
 
+    ``costs``: a preset, a JSON/TOML file or a :class:`~energy.costs.CostModel`; None is
+    ``paper``, or ``horowitz45`` under ``convention="sdt"`` (the SDT papers' E_MAC and E_AC).
+
     Batches are tensors, dicts with ``"spikes"`` (dataset batches) or tuples (first item); they
     are moved to the model's device. ``forward`` defaults to ``model.encode_video`` when the
     model has one (FSVE, SPKLIP), else ``model``. ``kind="auto"`` treats a model with spiking
@@ -52,9 +55,9 @@ def profile_model(
     the batch iterable (e.g. ``tqdm``). Runs under ``torch.no_grad()`` in the model's current
     train/eval mode.
     """
-    cost = load_costs(costs)
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown convention {convention!r}; expected one of {CONVENTIONS}")
+    cost = load_costs(default_costs(convention) if costs is None else costs)
     if norm not in NORM_MODES:
         raise ValueError(f"unknown norm mode {norm!r}; expected one of {NORM_MODES}")
     if kind not in ("auto", "snn", "ann"):
