@@ -20,7 +20,13 @@ import numpy as np
 if TYPE_CHECKING:
     from energy.report import EnergyReport
 
-__all__ = ["BreakEven", "break_even_line", "plot_energy_vs_rate", "solve_break_even"]
+__all__ = [
+    "BreakEven",
+    "break_even_line",
+    "format_rate",
+    "plot_energy_vs_rate",
+    "solve_break_even",
+]
 
 
 @dataclass(frozen=True)
@@ -70,19 +76,29 @@ def _pct(x: float) -> str:
     return f"{100 * x:.3g}%"
 
 
+def format_rate(rate: float) -> str:
+    """A break-even rate as printed: ``"68.1%"``, ``"never"`` (0), ``"always"`` (inf), ``"n/a"``."""
+    if math.isnan(rate):
+        return "n/a"
+    if rate == 0:
+        return "never"
+    return "always" if math.isinf(rate) else _pct(rate)
+
+
 def break_even_line(be: BreakEven) -> tuple[str, str]:
     """``(value, analysis)`` of the table's "Break-even firing rate" row."""
+    value = format_rate(be.rate)
     if be.verdict == "never":
-        return "never", "the SNN costs more than the ANN even with no spikes"
+        return value, "the SNN costs more than the ANN even with no spikes"
     if be.verdict == "always":
-        return "always", "no energy scales with spikes and the rest is below the ANN's"
+        return value, "no energy scales with spikes and the rest is below the ANN's"
     if be.verdict == "undefined":
-        return "n/a", "no neuron spikes to express a rate in"
+        return value, "no neuron spikes to express a rate in"
     side = "below" if be.measured_rate < be.rate else "above"
     text = f"SNN cheaper below it; measured {_pct(be.measured_rate)} is {side}"
     if be.rate > 1:
         text += " (above 100%: cheaper at any binary firing rate)"
-    return _pct(be.rate), text
+    return value, text
 
 
 def plot_energy_vs_rate(report: EnergyReport, path: str) -> None:
@@ -97,13 +113,15 @@ def plot_energy_vs_rate(report: EnergyReport, path: str) -> None:
         raise ValueError("energy_vs_rate needs an SNN report (no break-even was computed)")
     r_m = be.measured_rate if be.measured_rate > 0 else 0.0
     top = max(2 * r_m, 0.05)
-    if be.verdict == "rate":
-        top = max(top, min(1.25 * be.rate, max(1.0, 2 * r_m)))
+    if be.verdict == "rate":  # show the crossing up to 2x (200%)
+        top = max(top, min(1.15 * be.rate, max(2.0, 2 * r_m)))
     r = np.linspace(0.0, top, 201)
     snn = be.fixed_j + be.event_j * r / r_m if r_m > 0 else np.full_like(r, be.fixed_j)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(100 * r, snn * 1e6, color="tab:red", label="SNN")
     ax.axhline(be.ann_j * 1e6, color="tab:blue", label="ANN")
+    if top > 1:
+        ax.axvspan(100, 100 * top, color="0.9", label="> 100%: beyond binary spikes")
     if r_m > 0:
         ax.plot([100 * r_m], [be.snn_j(r_m) * 1e6], "ko", label=f"measured {_pct(r_m)}")
     if be.verdict == "rate" and be.rate <= top:

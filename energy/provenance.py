@@ -48,10 +48,10 @@ _CONSTANTS = (
 
 @functools.cache
 def _commit() -> str | None:
-    """Short git commit of the source tree, or None (not a checkout, no git)."""
+    """Short git commit of the source tree (``-dirty`` with local changes), or None."""
     try:
         done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+            ["git", "describe", "--always", "--dirty", "--abbrev=7"],
             cwd=Path(__file__).resolve().parent,
             capture_output=True,
             text=True,
@@ -122,6 +122,13 @@ def _fmt(v: float) -> str:
     return f"{v:g}"
 
 
+def _bytes(n: float) -> str:
+    for unit, size in (("MB", 1024.0**2), ("KB", 1024.0)):
+        if n >= size:
+            return f"{n / size:g} {unit}"
+    return f"{n:g} B"
+
+
 def footer_lines(report: EnergyReport) -> list[str]:
     """The provenance lines printed under the table."""
     c = report.costs
@@ -132,10 +139,13 @@ def footer_lines(report: EnergyReport) -> list[str]:
         if prices_neurons(report.convention)
         else "neuron updates NOT counted"
     )
-    consts = ", ".join(f"{n} {_fmt(v)}" for n, v in _constants(c).items())
+    flat = _constants(c)
+    if c.sram:  # the flat E_M / E_state are not used
+        flat = {k: v for k, v in flat.items() if k not in ("E_M", "E_state")}
+    consts = ", ".join(f"{n} {_fmt(v)}" for n, v in flat.items())
     if c.sram:
-        sizes = ", ".join(f"{_fmt(b)} B: {_fmt(pj)}" for b, pj in c.sram)
-        consts += f"; E_M by SRAM size per 32 bits ({sizes})"
+        sizes = ", ".join(f"{_bytes(b)}: {_fmt(pj)}" for b, pj in c.sram)
+        consts += f"; E_M per 32-bit access by SRAM size ({sizes})"
     lines = [
         f"Provenance: {est['name']} {est['version']}; convention {report.convention} "
         f"({memory}, {neurons}); norm {_norm(report)}; T = {report.time_steps} steps per "

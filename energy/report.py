@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from energy.breakeven import BreakEven, break_even_line, plot_energy_vs_rate, solve_break_even
+from energy.breakeven import (
+    BreakEven,
+    break_even_line,
+    format_rate,
+    plot_energy_vs_rate,
+    solve_break_even,
+)
 from energy.conventions import (
     CONVENTIONS,
     COUNT_COLUMNS,
@@ -529,9 +535,7 @@ def _side_by_side_lines(report: EnergyReport) -> list[str]:
         return []
     lines = ["Side by side (same counts; sdt = published SDT accounting, the others add memory):"]
     for r in report.side_by_side.itertuples():
-        rate = r.break_even_rate
-        be = "n/a" if math.isnan(rate) else "never" if rate == 0 else _pct(rate)
-        be = "always" if math.isinf(rate) else be
+        be = format_rate(r.break_even_rate)
         ann, snn = format_energy(r.ann_j), format_energy(r.snn_j)
         lines.append(
             f"  {r.convention:<8} ANN {ann:>10}  SNN {snn:>10}  saving "
