@@ -12,19 +12,27 @@ without spikes), ``inf`` always (nothing event-driven, and the fixed part is che
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
+
+from energy.conventions import CONVENTIONS
+from energy.costs import CostModel
+from energy.pricing import firing_rate_of, total_energy_j
 
 if TYPE_CHECKING:
-    from energy.report import EnergyReport
+    from energy.report import EnergyReport, ModelCounts
 
 __all__ = [
     "BreakEven",
     "break_even_line",
+    "break_even_of",
     "format_rate",
     "plot_energy_vs_rate",
+    "side_by_side",
     "solve_break_even",
 ]
 
@@ -70,6 +78,43 @@ def solve_break_even(
     else:
         rate = math.nan  # events (input spikes) but no neuron spikes to express a rate in
     return BreakEven(measured_rate, fixed_j, event_j, ann_j, rate)
+
+
+def break_even_of(
+    snn_run: ModelCounts,
+    cost: CostModel,
+    convention: str,
+    norm: str,
+    snn_row: Mapping[str, Any],
+    ann_j: float,
+) -> BreakEven:
+    """Break-even rate of the SNN row (``total_j``, ``firing_rate``) against ``ann_j``; one more
+    pricing pass, with every spike count at 0, gives the fixed part."""
+    fixed = total_energy_j(snn_run, "snn", cost, convention, norm, scale=0.0)
+    measured = snn_row["total_j"]
+    return solve_break_even(fixed, measured - fixed, ann_j, snn_row["firing_rate"])
+
+
+def side_by_side(
+    main: ModelCounts, base: ModelCounts | None, is_snn: bool, cost: CostModel, norm: str
+) -> pd.DataFrame:
+    """ANN and SNN totals, saving and break-even rate of the same run under every convention."""
+    rows = []
+    for convention in CONVENTIONS:
+        ann = total_energy_j(base or main, "ann", cost, convention, norm)
+        row = {"convention": convention, "ann_j": ann, "snn_j": float("nan")}
+        row.update(saving_vs_ann=float("nan"), break_even_rate=float("nan"))
+        if is_snn:
+            snn_row = {
+                "total_j": total_energy_j(main, "snn", cost, convention, norm),
+                "firing_rate": firing_rate_of(main),
+            }
+            be = break_even_of(main, cost, convention, norm, snn_row, ann)
+            snn = be.fixed_j + be.event_j
+            row.update(snn_j=snn, break_even_rate=be.rate)
+            row["saving_vs_ann"] = 1.0 - snn / ann if ann else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _pct(x: float) -> str:

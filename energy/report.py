@@ -22,20 +22,15 @@ import pandas as pd
 from energy.breakeven import (
     BreakEven,
     break_even_line,
+    break_even_of,
     format_rate,
     plot_energy_vs_rate,
-    solve_break_even,
+    side_by_side,
 )
-from energy.conventions import (
-    CONVENTIONS,
-    COUNT_COLUMNS,
-    derive,
-    prices_memory,
-    prices_neurons,
-    scale_events,
-)
+from energy.conventions import COUNT_COLUMNS, derive, prices_memory, prices_neurons
 from energy.costs import PJ, CostModel
 from energy.counting import LayerRecord
+from energy.pricing import layer_energy_pj
 from energy.provenance import footer_lines, provenance
 from fsve.io import atomic_path
 
@@ -97,40 +92,6 @@ SUMMARY_COLUMNS = (
     "baseline",
     "unknown_modules",
 )
-
-
-def layer_energy_pj(
-    counts: Mapping[str, float],
-    static: Mapping[str, Any],
-    cost: CostModel,
-    neurons: bool = True,
-) -> tuple[float, float, float]:
-    """``(compute, neuron, memory)`` pJ of one layer's counts.
-
-    compute = (sops + adds)·E_AC + macs·E_MAC + other_ops·E_OP; neuron = updates·E_U +
-    spikes·E_spike (0 with ``neurons=False``, the ``sdt`` convention); memory = (weight + bias
-    reads)·E_weight + potential reads/writes·E_state + input reads·E_act(in) + output
-    writes·E_act(out), each access priced by the capacity of its memory for size-dependent cost
-    models.
-    """
-    compute = (
-        (counts["sops"] + counts["adds"]) * cost.e_ac_pj
-        + counts["macs"] * cost.e_mac_pj
-        + counts["other_ops"] * cost.e_op_pj
-    )
-    neuron = counts["neuron_updates"] * cost.e_neuron_pj + counts["spikes_out"] * cost.e_spike_pj
-    neuron = neuron if neurons else 0.0
-    w = static.get("weight_words", 1.0)
-    s = static.get("state_words", static.get("out_words", 1.0))
-    i = static.get("in_words", 1.0)
-    o = static.get("out_words", i)
-    memory = (
-        (counts["weight_reads"] + counts["bias_reads"]) * cost.access_pj("weight", w)
-        + (counts["potential_reads"] + counts["potential_writes"]) * cost.access_pj("state", s)
-        + counts["input_reads"] * cost.access_pj("act", i)
-        + counts["output_writes"] * cost.access_pj("act", o)
-    )
-    return compute, neuron, memory
 
 
 @dataclass
@@ -269,58 +230,6 @@ def _layer_rows(
     return frame, per_batch.sum(axis=1)  # [batches, 3]
 
 
-def total_energy_j(
-    run: ModelCounts, side: str, cost: CostModel, convention: str, norm: str, scale: float = 1.0
-) -> float:
-    """Energy per sample (J) of one side of ``run`` with every spike count x ``scale``."""
-    priced = prices_neurons(convention)
-    total_pj, samples = 0.0, 0
-    for size, recs in run.batches:
-        samples += size
-        for rec in recs.values():
-            prims = rec.prims if scale == 1.0 else scale_events(rec.kind, rec.prims, scale)
-            snn, ann = derive(rec.kind, prims, rec.static, convention, norm)
-            total_pj += sum(
-                layer_energy_pj(snn if side == "snn" else ann, rec.static, cost, priced)
-            )
-    return total_pj * PJ / max(samples, 1)
-
-
-def _break_even(
-    snn_run: ModelCounts, ann_run: ModelCounts, cost: CostModel, convention: str, norm: str
-) -> BreakEven:
-    """Break-even rate of ``snn_run`` against ``ann_run`` (see :mod:`energy.breakeven`)."""
-    fixed = total_energy_j(snn_run, "snn", cost, convention, norm, scale=0.0)
-    measured = total_energy_j(snn_run, "snn", cost, convention, norm)
-    ann = total_energy_j(ann_run, "ann", cost, convention, norm)
-    spikes = updates = 0.0
-    for _, recs in snn_run.batches:
-        for rec in recs.values():
-            if rec.kind == "neuron":
-                spikes += rec.prims.get("spikes_out", 0.0)
-                updates += rec.prims.get("updates", 0.0)
-    rate = spikes / updates if updates else float("nan")
-    return solve_break_even(fixed, measured - fixed, ann, rate)
-
-
-def _side_by_side(
-    main: ModelCounts, base: ModelCounts | None, is_snn: bool, cost: CostModel, norm: str
-) -> pd.DataFrame:
-    """ANN and SNN totals, saving and break-even rate of the same run under every convention."""
-    rows = []
-    for convention in CONVENTIONS:
-        ann = total_energy_j(base or main, "ann", cost, convention, norm)
-        row = {"convention": convention, "ann_j": ann, "snn_j": float("nan")}
-        row.update(saving_vs_ann=float("nan"), break_even_rate=float("nan"))
-        if is_snn:
-            be = _break_even(main, base or main, cost, convention, norm)
-            snn = be.fixed_j + be.event_j
-            row.update(snn_j=snn, break_even_rate=be.rate)
-            row["saving_vs_ann"] = 1.0 - snn / ann if ann else float("nan")
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def _std(values: np.ndarray) -> float:
     """Sample standard deviation; float noise on identical values (the ANN's) is 0."""
     if len(values) < 2:
@@ -384,7 +293,7 @@ def build_report(
         rows = [_summary_row("ann", network, ann_layers, ann_pb)]
     break_even = None
     if is_snn:
-        break_even = _break_even(main, base_run or main, cost, convention, norm)
+        break_even = break_even_of(main, cost, convention, norm, rows[1], rows[0]["total_j"])
     ann_total = rows[0]["total_j"]
     ann_compute = rows[0]["compute_j"]
     unknown = _unknown_lines(main) + (_unknown_lines(base_run) if base_run else [])
@@ -409,7 +318,7 @@ def build_report(
     report.time_steps = int(time_steps)
     report.break_even = break_even
     if convention == "sdt":
-        report.side_by_side = _side_by_side(main, base_run, is_snn, cost, norm)
+        report.side_by_side = side_by_side(main, base_run, is_snn, cost, norm)
     return report
 
 

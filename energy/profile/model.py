@@ -94,17 +94,8 @@ def profile_model(
     if samples == 0:
         raise ValueError("no samples to profile: inputs were empty")
     base_counts = None if base_run is None else base_run.counts()
-    return build_report(
-        main.counts(),
-        base_counts,
-        is_snn,
-        cost,
-        convention,
-        norm,
-        baseline_name,
-        samples,
-        time_steps=t,
-    )
+    counts = (main.counts(), base_counts, is_snn, cost, convention, norm, baseline_name, samples)
+    return build_report(*counts, time_steps=t)
 
 
 def _baseline_run(baseline: str | nn.Module, model: nn.Module, t: int) -> tuple[_Run | None, str]:

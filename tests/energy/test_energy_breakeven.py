@@ -13,8 +13,8 @@ from torch import nn
 
 from energy.breakeven import plot_energy_vs_rate, solve_break_even
 from energy.costs import PRESETS
+from energy.pricing import total_energy_j
 from energy.profile import profile_model
-from energy.report import total_energy_j
 from fsve.nn.neurons import LIF
 
 

@@ -120,7 +120,9 @@ def test_sdt_side_by_side_with_the_memory_conventions(real_net):
     side = report.side_by_side.set_index("convention")
     assert list(side.index) == ["simple", "lemaire", "sdt"]
     assert side.loc["sdt", "snn_j"] == pytest.approx(report.row("snn")["total_j"], rel=1e-12)
-    assert side.loc["sdt", "break_even_rate"] == report.row("snn")["break_even_rate"]
+    assert side.loc["sdt", "break_even_rate"] == pytest.approx(
+        report.row("snn")["break_even_rate"], rel=1e-12
+    )
     for convention in ("simple", "lemaire"):
         alone = profile_model(net, x, costs="horowitz45", convention=convention, batch_dim=1)
         assert alone.side_by_side is None
