@@ -122,6 +122,12 @@ def _fmt(v: float) -> str:
     return f"{v:g}"
 
 
+def _steps(t: int | None) -> str:
+    if t is None:
+        return "T not known (time_steps=None: memories sized per batch element)"
+    return f"T = {t} steps per sample"
+
+
 def _bytes(n: float) -> str:
     for unit, size in (("MB", 1024.0**2), ("KB", 1024.0)):
         if n >= size:
@@ -148,8 +154,7 @@ def footer_lines(report: EnergyReport) -> list[str]:
         consts += f"; E_M per 32-bit access by SRAM size ({sizes})"
     lines = [
         f"Provenance: {est['name']} {est['version']}; convention {report.convention} "
-        f"({memory}, {neurons}); norm {_norm(report)}; T = {report.time_steps} steps per "
-        "sample.",
+        f"({memory}, {neurons}); norm {_norm(report)}; {_steps(report.time_steps)}.",
         f"Constants (pJ): {consts}; words {c.word_bits} bit, potentials {c.state_bits} bit.",
         f"Firing rate = {FIRING_RATE}; SOPs = {SOPS.get(report.convention, '')}.",
     ]

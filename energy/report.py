@@ -109,7 +109,7 @@ class EnergyReport:
     samples: int
     unknown: list[str] = field(default_factory=list)  # "name (Type): why" lines
     checkpoint_kind: str = ""  # "fsve" or "teacher" when profiled from a checkpoint
-    time_steps: int = 1  # T per sample (sizes memories; counts cover every step)
+    time_steps: int | None = None  # T per sample if known (sizes memories); counts cover all
     break_even: BreakEven | None = None  # of the SNN row against the ANN row
     side_by_side: pd.DataFrame | None = None  # every convention's totals (with ``sdt``)
 
@@ -268,7 +268,7 @@ def build_report(
     baseline: str,
     samples: int,
     *,
-    time_steps: int = 1,
+    time_steps: int | None = None,
 ) -> EnergyReport:
     """Tables of a finished profiling run (see :func:`~energy.profile.profile_model`).
 
@@ -315,7 +315,7 @@ def build_report(
     summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     layers = pd.concat(frames, ignore_index=True)
     report = EnergyReport(summary, layers, cost, convention, norm, baseline, samples, unknown)
-    report.time_steps = int(time_steps)
+    report.time_steps = None if time_steps is None else int(time_steps)
     report.break_even = break_even
     if convention == "sdt":
         report.side_by_side = side_by_side(main, base_run, is_snn, cost, norm)
@@ -446,6 +446,9 @@ def _side_by_side_lines(report: EnergyReport) -> list[str]:
     for r in report.side_by_side.itertuples():
         be = format_rate(r.break_even_rate)
         ann, snn = format_energy(r.ann_j), format_energy(r.snn_j)
+        if math.isnan(r.snn_j):  # an ANN alone
+            lines.append(f"  {r.convention:<8} ANN {ann:>10}")
+            continue
         lines.append(
             f"  {r.convention:<8} ANN {ann:>10}  SNN {snn:>10}  saving "
             f"{_pct(r.saving_vs_ann):>8}  break-even rate {be}"

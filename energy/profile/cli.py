@@ -1,11 +1,13 @@
 """``python -m energy.profile CKPT``: the ANN-vs-SNN energy table of a checkpoint (Table 6 form).
 
 Counts one evaluation pass over N samples of a dataset split (default: all of the built-in test
-split), prints the table and writes ``summary.csv``, ``layers.csv``, ``energy.png`` and the
-table as ``table.txt`` into ``--out`` (default ``reports/energy/<checkpoint stem>/``). Bad
-input (missing or corrupt checkpoint, unknown cost preset, malformed cost file,
-``--samples 0``, data of another size than the checkpoint) is reported on one line of stderr
-with exit code 2. The pipeline is :func:`energy.profile.profile_checkpoint`.
+split), prints the table and writes ``summary.csv``, ``layers.csv``, ``energy.png``, the
+table as ``table.txt``, ``provenance.json``, ``energy_vs_rate.png`` (break-even) and with
+``--convention sdt`` ``conventions.csv`` into ``--out`` (default
+``reports/energy/<checkpoint stem>/``). Bad input (missing or corrupt checkpoint, unknown cost
+preset, malformed cost file, ``--samples 0``, data of another size than the checkpoint) is
+reported on one line of stderr with exit code 2. The pipeline is
+:func:`energy.profile.profile_checkpoint`.
 """
 
 from __future__ import annotations

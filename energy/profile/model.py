@@ -95,7 +95,8 @@ def profile_model(
         raise ValueError("no samples to profile: inputs were empty")
     base_counts = None if base_run is None else base_run.counts()
     counts = (main.counts(), base_counts, is_snn, cost, convention, norm, baseline_name, samples)
-    return build_report(*counts, time_steps=t)
+    known = time_steps is not None or hasattr(getattr(model, "cfg", None), "num_blocks")
+    return build_report(*counts, time_steps=t if known else None)
 
 
 def _baseline_run(baseline: str | nn.Module, model: nn.Module, t: int) -> tuple[_Run | None, str]:

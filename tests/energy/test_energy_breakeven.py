@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from energy.breakeven import plot_energy_vs_rate, solve_break_even
+from energy.conventions import scale_events
 from energy.costs import PRESETS
 from energy.pricing import total_energy_j
 from energy.profile import profile_model
@@ -150,3 +151,26 @@ def test_half_the_spikes_is_the_midpoint(micro_fsve, clips):
     e0, e1, half = (total_energy_j(run, "snn", cost, "simple", "fold", s) for s in (0, 1, 0.5))
     assert half == pytest.approx((e0 + e1) / 2, rel=1e-12)
     assert e0 < e1
+
+
+def test_scale_events_touches_only_spike_counts():
+    syn = {"sops": 70.0, "sops_nominal": 90.0, "spikes_in": 10.0, "macs": 5.0, "in_numel": 50.0}
+    half = scale_events("synapse", syn, 0.5)
+    assert (half["sops"], half["sops_nominal"], half["spikes_in"]) == (35.0, 45.0, 5.0)
+    assert half["macs"] == 5.0 and half["in_numel"] == 50.0 and syn["sops"] == 70.0
+    assert scale_events("neuron", {"updates": 40.0, "spikes_out": 6.0}, 0.0) == {
+        "updates": 40.0,
+        "spikes_out": 0.0,
+    }
+    head = scale_events("elementwise", {"ann_adds": 8.0, "snn_adds": 3.0}, 2.0)
+    assert head == {"ann_adds": 8.0, "snn_adds": 6.0}  # the SNN's per-spike counter
+    assert scale_events("norm", {"numel": 40.0}, 0.0) == {"numel": 40.0}
+
+
+def test_time_steps_in_the_provenance_only_when_known():
+    net, x = LinearLIF().eval(), _spikes()
+    unknown = profile_model(net, x, batch_dim=1)
+    assert unknown.time_steps is None and "T not known" in unknown.table()
+    assert unknown.provenance()["time_steps"] is None
+    known = profile_model(net, x, batch_dim=1, time_steps=4)
+    assert known.provenance()["time_steps"] == 4 and "T = 4 steps per sample" in known.table()

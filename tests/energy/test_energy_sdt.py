@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -142,3 +143,16 @@ def test_sdt_with_other_constants_warns(real_net):
     report = profile_model(net, x, costs="paper", convention="sdt", batch_dim=1)
     assert "Warning: the SDT papers price E_MAC 4.6 and E_AC 0.9 pJ" in report.table()
     assert not math.isnan(report.row("snn")["total_j"])
+
+
+def test_sdt_on_an_ann_alone():
+    torch.manual_seed(0)
+    ann = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3))
+    report = profile_model(ann, torch.randn(2, 6), convention="sdt")
+    assert report.break_even is None and list(report.summary["model"]) == ["ann"]
+    # E_MAC x (6 x 4 + 4 x 3) MACs per sample; bias adds and the ReLU not counted
+    assert report.row("ann")["total_j"] == pytest.approx(4.6 * (24 + 12) * 1e-12, rel=1e-12)
+    side = report.side_by_side.set_index("convention")
+    assert side["snn_j"].isna().all()
+    assert side.loc["simple", "ann_j"] > side.loc["sdt", "ann_j"]
+    assert re.search(r"\bnan\b", report.table()) is None
