@@ -16,6 +16,11 @@ Conventions (memory model):
   reads and writes its potential once per step (leak and fire); bias read per neuron per step;
   input spikes read, output spikes written. Real-valued (formal) layers use their FNN formulas:
   a convolution reads one input per MAC, a linear layer each input once.
+- ``sdt``: the accounting of the spike-driven transformer papers (Yao et al., NeurIPS 2023;
+  V2/V3): a synaptic layer fed real values (the first, encoding layer) costs its MACs; every
+  other synaptic layer ``firing rate x FLOPs x T`` accumulates, the rate being that layer's own
+  input rate; BN folded; neuron updates, bias adds, elementwise work and memory not counted.
+  The ANN twin costs its dense MACs only. No memory model: ``norm`` is ignored.
 
 Normalisation (``norm``): ``fold`` (default) folds BN/TDBN into the preceding layer; what remains
 is one bias add and one bias read per output element and step. ``free`` counts nothing (the
@@ -25,16 +30,23 @@ read and an output write.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 
 __all__ = [
     "CONVENTIONS",
     "COUNT_COLUMNS",
+    "EVENT_PRIMS",
     "NORM_MODES",
+    "SDT_CONSTANTS_PJ",
+    "default_costs",
     "derive",
+    "prices_memory",
+    "prices_neurons",
+    "scale_events",
 ]
 
-CONVENTIONS = ("simple", "lemaire")
+CONVENTIONS = ("simple", "lemaire", "sdt")
 NORM_MODES = ("fold", "free", "explicit")
 
 # per-layer count columns of layers.csv (and totals in summary.csv), per inference
@@ -96,6 +108,23 @@ def _synapse(p: Mapping[str, float], bias: bool, convention: str) -> tuple[dict,
     return snn, ann
 
 
+def _synapse_sdt(p: Mapping[str, float]) -> tuple[dict, dict]:
+    """SDT papers: real input -> MACs; spike input -> ``rate_in x dense MACs`` accumulates."""
+    snn, ann = _zero(), _zero()
+    for d in (snn, ann):
+        d["dense_macs"] = p["dense_macs"]
+        d["inputs"] = p["in_numel"]
+        d["outputs"] = p["out_numel"]
+    ann["macs"] = p["dense_macs"]
+    snn["macs"] = p["macs"]  # calls on real input (the encoding layer): E_MAC
+    spike_inputs = p["in_numel"] - p["in_numel_real"]
+    if spike_inputs > 0:  # fr x FLOPs x T, fr = this layer's input rate over its spike calls
+        snn["sops"] = p["spikes_in"] / spike_inputs * (p["dense_macs"] - p["macs"])
+    snn["sops_nominal"] = p["sops_nominal"]
+    snn["spikes_in"] = p["spikes_in"]
+    return snn, ann
+
+
 def _neuron(p: Mapping[str, float], stateful: bool, convention: str) -> tuple[dict, dict]:
     snn, ann = _zero(), _zero()
     n = p["updates"]
@@ -103,6 +132,8 @@ def _neuron(p: Mapping[str, float], stateful: bool, convention: str) -> tuple[di
     snn["spikes_out"] = p["spikes_out"]
     snn["inputs"] = snn["outputs"] = n
     ann["inputs"] = ann["outputs"] = n
+    if convention == "sdt":  # counted for the firing rate only; not priced (prices_neurons)
+        return snn, ann
     snn["output_writes"] = p["spikes_out"]  # one address event per spike
     if convention == "simple":
         snn["input_reads"] = n  # the input current
@@ -168,7 +199,11 @@ def derive(
         raise ValueError(f"unknown convention {convention!r}; expected one of {CONVENTIONS}")
     if norm not in NORM_MODES:
         raise ValueError(f"unknown norm mode {norm!r}; expected one of {NORM_MODES}")
-    if kind == "synapse":
+    if convention == "sdt" and kind in ("norm", "elementwise", "unknown"):
+        snn, ann = _zero(), _zero()  # BN folded into the weights, the rest not counted
+    elif kind == "synapse" and convention == "sdt":
+        snn, ann = _synapse_sdt(prims)
+    elif kind == "synapse":
         snn, ann = _synapse(prims, bool(static.get("bias", False)), convention)
     elif kind == "neuron":
         snn, ann = _neuron(prims, bool(static.get("stateful", True)), convention)
@@ -181,3 +216,43 @@ def derive(
     else:
         raise ValueError(f"unknown layer kind {kind!r}")
     return snn, ann
+
+
+# what the SDT papers price (Horowitz 2014, 45 nm fp32: MAC 3.7 + 0.9, AC 0.9 pJ)
+SDT_CONSTANTS_PJ = {"e_mac_pj": 4.6, "e_ac_pj": 0.9}
+
+
+def default_costs(convention: str) -> str:
+    """The cost preset used when none is given: ``paper``, or ``horowitz45`` (E_MAC 4.6, E_AC
+    0.9 pJ, the SDT papers' constants) under ``sdt``."""
+    return "horowitz45" if convention == "sdt" else "paper"
+
+
+def prices_neurons(convention: str) -> bool:
+    """Whether neuron updates and spikes are priced (not under ``sdt``)."""
+    return convention != "sdt"
+
+
+def prices_memory(convention: str) -> bool:
+    """Whether memory accesses are counted (not under ``sdt``)."""
+    return convention != "sdt"
+
+
+# primitives proportional to spike activity, per layer kind (the break-even rate scales them);
+# for ``elementwise`` every ``snn_*`` primitive is (the SNN side differs only by counting spikes)
+EVENT_PRIMS = {
+    "synapse": ("sops", "sops_nominal", "spikes_in"),
+    "neuron": ("spikes_out",),
+}
+
+
+def scale_events(kind: str, prims: Mapping[str, float], scale: float) -> dict[str, float]:
+    """A copy of ``prims`` with its event-driven primitives multiplied by ``scale``."""
+    out = defaultdict(float, prims)
+    keys = EVENT_PRIMS.get(kind, ())
+    if kind == "elementwise":
+        keys = tuple(k for k in prims if k.startswith("snn_"))
+    for key in keys:
+        if key in out:
+            out[key] *= scale
+    return out

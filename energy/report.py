@@ -8,6 +8,7 @@ are standard deviations over batches of the per-sample value (per sample with ba
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -18,9 +19,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from energy.conventions import COUNT_COLUMNS, derive
+from energy.breakeven import (
+    BreakEven,
+    break_even_line,
+    break_even_of,
+    format_rate,
+    plot_energy_vs_rate,
+    side_by_side,
+)
+from energy.conventions import COUNT_COLUMNS, derive, prices_memory, prices_neurons
 from energy.costs import PJ, CostModel
 from energy.counting import LayerRecord
+from energy.pricing import layer_energy_pj
+from energy.provenance import footer_lines, provenance
 from fsve.io import atomic_path
 
 __all__ = [
@@ -73,6 +84,7 @@ SUMMARY_COLUMNS = (
     "mem_writes",
     "potential_share",
     "firing_rate",
+    "break_even_rate",
     "samples",
     "costs",
     "convention",
@@ -81,35 +93,6 @@ SUMMARY_COLUMNS = (
     "unknown_modules",
     "unknown_spiking",
 )
-
-
-def layer_energy_pj(
-    counts: Mapping[str, float], static: Mapping[str, Any], cost: CostModel
-) -> tuple[float, float, float]:
-    """``(compute, neuron, memory)`` pJ of one layer's counts.
-
-    compute = (sops + adds)·E_AC + macs·E_MAC + other_ops·E_OP; neuron = updates·E_U +
-    spikes·E_spike; memory = (weight + bias reads)·E_weight + potential reads/writes·E_state +
-    input reads·E_act(in) + output writes·E_act(out), each access priced by the capacity of its
-    memory for size-dependent cost models.
-    """
-    compute = (
-        (counts["sops"] + counts["adds"]) * cost.e_ac_pj
-        + counts["macs"] * cost.e_mac_pj
-        + counts["other_ops"] * cost.e_op_pj
-    )
-    neuron = counts["neuron_updates"] * cost.e_neuron_pj + counts["spikes_out"] * cost.e_spike_pj
-    w = static.get("weight_words", 1.0)
-    s = static.get("state_words", static.get("out_words", 1.0))
-    i = static.get("in_words", 1.0)
-    o = static.get("out_words", i)
-    memory = (
-        (counts["weight_reads"] + counts["bias_reads"]) * cost.access_pj("weight", w)
-        + (counts["potential_reads"] + counts["potential_writes"]) * cost.access_pj("state", s)
-        + counts["input_reads"] * cost.access_pj("act", i)
-        + counts["output_writes"] * cost.access_pj("act", o)
-    )
-    return compute, neuron, memory
 
 
 @dataclass
@@ -128,6 +111,9 @@ class EnergyReport:
     unknown: list[str] = field(default_factory=list)  # "name (Type): why" lines
     unknown_spiking: list[str] = field(default_factory=list)  # spiking modules not counted
     checkpoint_kind: str = ""  # "fsve" or "teacher" when profiled from a checkpoint
+    time_steps: int | None = None  # T per sample if known (sizes memories); counts cover all
+    break_even: BreakEven | None = None  # of the SNN row against the ANN row
+    side_by_side: pd.DataFrame | None = None  # every convention's totals (with ``sdt``)
 
     def row(self, model: str) -> pd.Series | None:
         rows = self.summary[self.summary["model"] == model]
@@ -137,9 +123,14 @@ class EnergyReport:
         """The Table-6-style text: compute, neuron, memory, total, memory share, analysis."""
         return format_table(self)
 
+    def provenance(self) -> dict[str, Any]:
+        """How the numbers were made (``provenance.json``; see :mod:`energy.provenance`)."""
+        return provenance(self)
+
     def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:
-        """Write ``summary.csv``, ``layers.csv``, ``energy.png`` and the printed ``table.txt``
-        into ``out_dir``, each atomically (temporary file, then rename)."""
+        """Write ``summary.csv``, ``layers.csv``, ``energy.png``, the printed ``table.txt`` and
+        ``provenance.json`` into ``out_dir``, with an SNN ``energy_vs_rate.png`` (break-even) and
+        with ``sdt`` ``conventions.csv`` (side by side), each atomically."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {
@@ -147,11 +138,20 @@ class EnergyReport:
             "layers": out / "layers.csv",
             "plot": out / "energy.png",
             "table": out / "table.txt",
+            "provenance": out / "provenance.json",
         }
         _atomic(paths["summary"], lambda f: self.summary.to_csv(f, index=False))
         _atomic(paths["layers"], lambda f: self.layers.to_csv(f, index=False))
         _atomic(paths["plot"], lambda f: plot_report(self, f))
         _atomic(paths["table"], lambda f: Path(f).write_text(self.table() + "\n"))
+        text = json.dumps(self.provenance(), indent=2) + "\n"
+        _atomic(paths["provenance"], lambda f: Path(f).write_text(text))
+        if self.break_even is not None:
+            paths["rate_plot"] = out / "energy_vs_rate.png"
+            _atomic(paths["rate_plot"], lambda f: plot_energy_vs_rate(self, f))
+        if self.side_by_side is not None:
+            paths["conventions"] = out / "conventions.csv"
+            _atomic(paths["conventions"], lambda f: self.side_by_side.to_csv(f, index=False))
         return paths
 
 
@@ -182,6 +182,7 @@ def _layer_rows(
     n_batches = len(run.batches)
     totals = {name: dict.fromkeys((*COUNT_COLUMNS, "calls"), 0.0) for name in names}
     per_batch = np.zeros((n_batches, len(names), 3))  # pJ per sample
+    priced = prices_neurons(convention)
     samples = 0
     for b, (size, recs) in enumerate(run.batches):
         samples += size
@@ -194,13 +195,13 @@ def _layer_rows(
             for col in COUNT_COLUMNS:
                 totals[name][col] += counts[col]
             totals[name]["calls"] += rec.prims.get("calls", 0.0)
-            per_batch[b, j] = np.array(layer_energy_pj(counts, rec.static, cost)) / size
+            per_batch[b, j] = np.array(layer_energy_pj(counts, rec.static, cost, priced)) / size
     rows = []
     for j, name in enumerate(names):
         rec = order[name]
         mean = {col: v / samples for col, v in totals[name].items()}
         mean["calls"] = totals[name]["calls"] / n_batches
-        compute, neuron, memory = layer_energy_pj(mean, rec.static, cost)
+        compute, neuron, memory = layer_energy_pj(mean, rec.static, cost, priced)
         energy_per_batch = per_batch[:, j].sum(axis=1)
         rows.append(
             {
@@ -268,8 +269,13 @@ def build_report(
     norm: str,
     baseline: str,
     samples: int,
+    *,
+    time_steps: int | None = None,
 ) -> EnergyReport:
-    """Tables of a finished profiling run (see :func:`~energy.profile.profile_model`)."""
+    """Tables of a finished profiling run (see :func:`~energy.profile.profile_model`).
+
+    An SNN report carries its break-even rate (``break_even``, column ``break_even_rate``); an
+    ``sdt`` report also the totals under every convention (``side_by_side``)."""
     frames, rows = [], []
     network = main.network
     if is_snn:
@@ -287,6 +293,9 @@ def build_report(
         ann_layers, ann_pb = _layer_rows(main, "ann", "ann", cost, convention, norm)
         frames = [ann_layers]
         rows = [_summary_row("ann", network, ann_layers, ann_pb)]
+    break_even = None
+    if is_snn:
+        break_even = break_even_of(main, cost, convention, norm, rows[1], rows[0]["total_j"])
     ann_total = rows[0]["total_j"]
     ann_compute = rows[0]["compute_j"]
     unknown = _unknown_lines(main) + (_unknown_lines(base_run) if base_run else [])
@@ -305,11 +314,18 @@ def build_report(
             unknown_modules=len(unknown),
             unknown_spiking=len(spiking),
         )
+        is_main = row["model"] == "snn" and break_even is not None
+        row["break_even_rate"] = break_even.rate if is_main else float("nan")
     summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     layers = pd.concat(frames, ignore_index=True)
-    return EnergyReport(
+    report = EnergyReport(
         summary, layers, cost, convention, norm, baseline, samples, unknown, spiking
     )
+    report.time_steps = None if time_steps is None else int(time_steps)
+    report.break_even = break_even
+    if convention == "sdt":
+        report.side_by_side = side_by_side(main, base_run, is_snn, cost, norm)
+    return report
 
 
 _SPIKING_MARK = "SPIKING, its neurons and spikes NOT counted: no counting rule"
@@ -359,49 +375,15 @@ def format_table(report: EnergyReport) -> str:
     head = f"{'Key metric':<24}" + "".join(f"{name:>16}" for name, _ in cols) + "  Analysis"
     lines.append(head)
     lines.append("-" * len(head))
-
-    def line(metric: str, values: list[str], analysis: str = "") -> None:
+    for metric, col, analysis in _table_rows(report, ann, snn):
+        if not col:  # the break-even row: (value, analysis) of the SNN
+            values, analysis = ["", analysis[0]], analysis[1]
+        elif col == "memory_share":
+            values = [_pct(r[col]) for _, r in cols]
+        else:
+            values = [format_energy(r[col]) for _, r in cols]
         lines.append(f"{metric:<24}" + "".join(f"{v:>16}" for v in values) + f"  {analysis}")
-
-    def e(col: str) -> list[str]:
-        return [format_energy(r[col]) for _, r in cols]
-
-    if snn is None:
-        line("Computational energy", e("compute_j"))
-        line("Neuron-update energy", e("neuron_j"))
-        line("Memory access energy", e("memory_j"))
-        line("Total estimated energy", e("total_j"), f"± {format_energy(ann['total_j_std'])}")
-        line("Memory energy ratio", [_pct(ann["memory_share"])])
-    else:
-        cs = snn["compute_saving_vs_ann"]
-        line(
-            "Computational energy",
-            e("compute_j"),
-            f"{_pct(cs)} reduction due to sparsity"
-            if cs >= 0
-            else f"{_pct(-cs)} more compute than the ANN",
-        )
-        share = snn["neuron_j"] / snn["total_j"] if snn["total_j"] else float("nan")
-        line("Neuron-update energy", e("neuron_j"), f"{_pct(share)} of the SNN total")
-        ratio = snn["memory_j"] / ann["memory_j"] if ann["memory_j"] else float("inf")
-        line(
-            "Memory access energy",
-            e("memory_j"),
-            f"{ratio:.2f}x the ANN's; membrane potentials are "
-            f"{_pct(snn['potential_share'])} of SNN accesses",
-        )
-        sv = snn["saving_vs_ann"]
-        line(
-            "Total estimated energy",
-            e("total_j"),
-            f"{_pct(sv)} overall energy saving" if sv >= 0 else f"{_pct(-sv)} more than the ANN",
-        )
-        bound = "memory-bound" if snn["memory_share"] > 0.5 else "compute-bound"
-        line(
-            "Memory energy ratio",
-            [_pct(r["memory_share"]) for _, r in cols],
-            f"the SNN is {bound}",
-        )
+    if snn is not None:
         lines.append("")
         lines.append(
             f"SNN: {snn['sops']:.4g} SOPs + {snn['macs']:.4g} MACs + {snn['adds']:.4g} adds, "
@@ -414,6 +396,8 @@ def format_table(report: EnergyReport) -> str:
         f"Per inference over {report.samples} samples; costs {c.name} ({c.source}); "
         f"convention {report.convention}; norm {report.norm}; baseline {report.baseline}."
     )
+    lines.extend(footer_lines(report))
+    lines.extend(_side_by_side_lines(report))
     if c.note:
         lines.append(f"Note: {c.note}.")
     if report.unknown:
@@ -422,6 +406,69 @@ def format_table(report: EnergyReport) -> str:
     else:
         lines.append("Not counted: nothing (every executed module has a counting rule).")
     return "\n".join(lines)
+
+
+def _table_rows(report: EnergyReport, ann: pd.Series, snn: pd.Series | None) -> list[tuple]:
+    """``(metric, summary column, analysis)`` per table row; column "" = break-even row."""
+    if snn is None:
+        return [
+            ("Computational energy", "compute_j", ""),
+            ("Neuron-update energy", "neuron_j", ""),
+            ("Memory access energy", "memory_j", ""),
+            ("Total estimated energy", "total_j", f"± {format_energy(ann['total_j_std'])}"),
+            ("Memory energy ratio", "memory_share", ""),
+        ]
+    cs, sv = snn["compute_saving_vs_ann"], snn["saving_vs_ann"]
+    share = snn["neuron_j"] / snn["total_j"] if snn["total_j"] else float("nan")
+    ratio = snn["memory_j"] / ann["memory_j"] if ann["memory_j"] else float("inf")
+    neuron = f"{_pct(share)} of the SNN total"
+    memory = (
+        f"{ratio:.2f}x the ANN's; membrane potentials are "
+        f"{_pct(snn['potential_share'])} of SNN accesses"
+    )
+    bound = "the SNN is " + ("memory-bound" if snn["memory_share"] > 0.5 else "compute-bound")
+    if not prices_neurons(report.convention):
+        neuron = f"not counted under {report.convention}"
+    if not prices_memory(report.convention):
+        memory = bound = f"not counted under {report.convention}"
+    rows = [
+        (
+            "Computational energy",
+            "compute_j",
+            f"{_pct(cs)} reduction due to sparsity"
+            if cs >= 0
+            else f"{_pct(-cs)} more compute than the ANN",
+        ),
+        ("Neuron-update energy", "neuron_j", neuron),
+        ("Memory access energy", "memory_j", memory),
+        (
+            "Total estimated energy",
+            "total_j",
+            f"{_pct(sv)} overall energy saving" if sv >= 0 else f"{_pct(-sv)} more than the ANN",
+        ),
+        ("Memory energy ratio", "memory_share", bound),
+    ]
+    if report.break_even is not None:
+        rows.append(("Break-even firing rate", "", break_even_line(report.break_even)))
+    return rows
+
+
+def _side_by_side_lines(report: EnergyReport) -> list[str]:
+    """The same run under every convention (``sdt`` reports), to set beside a published one."""
+    if report.side_by_side is None:
+        return []
+    lines = ["Side by side (same counts; sdt = published SDT accounting, the others add memory):"]
+    for r in report.side_by_side.itertuples():
+        be = format_rate(r.break_even_rate)
+        ann, snn = format_energy(r.ann_j), format_energy(r.snn_j)
+        if math.isnan(r.snn_j):  # an ANN alone
+            lines.append(f"  {r.convention:<8} ANN {ann:>10}")
+            continue
+        lines.append(
+            f"  {r.convention:<8} ANN {ann:>10}  SNN {snn:>10}  saving "
+            f"{_pct(r.saving_vs_ann):>8}  break-even rate {be}"
+        )
+    return lines
 
 
 def plot_report(report: EnergyReport, path: str) -> None:

@@ -21,7 +21,7 @@ def profile_checkpoint(
     data: str | os.PathLike = "data/synth",
     split: str = "test",
     samples: int | None = None,
-    costs: str | os.PathLike | CostModel = "paper",
+    costs: str | os.PathLike | CostModel | None = None,
     convention: str = "simple",
     norm: str = "fold",
     baseline: str = "twin",
@@ -33,9 +33,10 @@ def profile_checkpoint(
     dataset split, per inference (:func:`~energy.profile.profile_model`).
 
     ``baseline``: ``"twin"`` (the same network run densely) or ``"teacher:CKPT"`` (an SPKLIP
-    teacher with the same input, for an FSVE checkpoint). ``progress``: a tqdm bar on stderr.
-    The report's ``checkpoint_kind`` says which kind of checkpoint it was. Raises
-    :class:`~fsve.cli.UsageError` (a ``ValueError``, one line) for a missing or corrupt
+    teacher with the same input, for an FSVE checkpoint). ``costs=None``: ``paper``, or
+    ``horowitz45`` under ``sdt`` (:func:`~energy.conventions.default_costs`). ``progress``: a
+    tqdm bar on stderr. The report's ``checkpoint_kind`` says which kind of checkpoint it was.
+    Raises :class:`~fsve.cli.UsageError` (a ``ValueError``, one line) for a missing or corrupt
     checkpoint, an unknown cost preset, a bad baseline, or data that does not fit.
     """
     import torch
@@ -45,8 +46,10 @@ def profile_checkpoint(
     from fsve.data.dataset import collate
 
     checkpoint, data = Path(checkpoint), Path(data)
+    from energy.conventions import default_costs
+
     try:
-        cost = load_costs(costs)
+        cost = load_costs(default_costs(convention) if costs is None else costs)
     except ValueError as err:
         raise UsageError(str(err)) from None
     if device == "cuda" and not torch.cuda.is_available():

@@ -4,11 +4,13 @@
 the user's time-first input (:func:`energy.profile.profile_nir`; issue 15).
 
 Counts one evaluation pass over N samples of a dataset split (default: all of the built-in test
-split), prints the table and writes ``summary.csv``, ``layers.csv``, ``energy.png`` and the
-table as ``table.txt`` into ``--out`` (default ``reports/energy/<checkpoint stem>/``). Bad
-input (missing or corrupt checkpoint, unknown cost preset, malformed cost file,
-``--samples 0``, data of another size than the checkpoint) is reported on one line of stderr
-with exit code 2. The pipeline is :func:`energy.profile.profile_checkpoint`.
+split), prints the table and writes ``summary.csv``, ``layers.csv``, ``energy.png``, the
+table as ``table.txt``, ``provenance.json``, ``energy_vs_rate.png`` (break-even) and with
+``--convention sdt`` ``conventions.csv`` into ``--out`` (default
+``reports/energy/<checkpoint stem>/``). Bad input (missing or corrupt checkpoint, unknown cost
+preset, malformed cost file, ``--samples 0``, data of another size than the checkpoint) is
+reported on one line of stderr with exit code 2. The pipeline is
+:func:`energy.profile.profile_checkpoint`.
 """
 
 from __future__ import annotations
@@ -42,10 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--costs",
-        default="paper",
-        help=f"cost preset ({', '.join(PRESETS)}) or a JSON/TOML file of overrides",
+        default=None,
+        help=f"cost preset ({', '.join(PRESETS)}) or a JSON/TOML file of overrides "
+        "(default: paper; horowitz45 with --convention sdt)",
     )
-    p.add_argument("--convention", choices=CONVENTIONS, default="simple", help="memory model")
+    p.add_argument(
+        "--convention",
+        choices=CONVENTIONS,
+        default="simple",
+        help="memory model (simple, lemaire) or sdt (the spike-driven transformer papers' "
+        "accounting, shown beside the others)",
+    )
     p.add_argument(
         "--norm", choices=NORM_MODES, default="fold", help="how BN/TDBN is counted (fold)"
     )

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from energy.conventions import CONVENTIONS, NORM_MODES
+from energy.conventions import CONVENTIONS, NORM_MODES, default_costs
 from energy.costs import CostModel, load_costs
 from energy.counting import Audit, Collector, LayerRecord
 from energy.counting.frameworks import Layout, declared_layouts, reset_states, spiking_types
@@ -28,7 +28,7 @@ __all__ = ["profile_model"]
 def profile_model(
     model: nn.Module,
     inputs: torch.Tensor | Iterable[Any],
-    costs: str | os.PathLike | CostModel = "paper",
+    costs: str | os.PathLike | CostModel | None = None,
     convention: str = "simple",
     baseline: str | nn.Module = "twin",
     *,
@@ -41,6 +41,9 @@ def profile_model(
     progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
 ) -> EnergyReport:
     """Count and price ``model`` on ``inputs`` (a batch, or an iterable of batches).
+
+    ``costs``: a preset, a JSON/TOML file or a :class:`~energy.costs.CostModel`; None is
+    ``paper``, or ``horowitz45`` under ``convention="sdt"`` (the SDT papers' E_MAC and E_AC).
 
     Batches are tensors, dicts with ``"spikes"`` (dataset batches) or tuples (first item); they
     are moved to the model's device. ``forward`` defaults to ``model.encode_video`` when the
@@ -58,9 +61,9 @@ def profile_model(
     the batch iterable (e.g. ``tqdm``). Runs under ``torch.no_grad()`` in the model's current
     train/eval mode.
     """
-    cost = load_costs(costs)
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown convention {convention!r}; expected one of {CONVENTIONS}")
+    cost = load_costs(default_costs(convention) if costs is None else costs)
     if norm not in NORM_MODES:
         raise ValueError(f"unknown norm mode {norm!r}; expected one of {NORM_MODES}")
     if kind not in ("auto", "snn", "ann"):
@@ -99,9 +102,9 @@ def profile_model(
     if samples == 0:
         raise ValueError("no samples to profile: inputs were empty")
     base_counts = None if base_run is None else base_run.counts()
-    report = build_report(
-        main.counts(), base_counts, is_snn, cost, convention, norm, baseline_name, samples
-    )
+    counts = (main.counts(), base_counts, is_snn, cost, convention, norm, baseline_name, samples)
+    known = time_steps is not None or hasattr(getattr(model, "cfg", None), "num_blocks")
+    report = build_report(*counts, time_steps=t if known else None)
     if report.unknown_spiking:
         warnings.warn(
             f"{len(report.unknown_spiking)} spiking module(s) without a counting rule, NOT "

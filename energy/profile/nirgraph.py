@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from energy.conventions import CONVENTIONS
+from energy.conventions import CONVENTIONS, default_costs
 from energy.costs import CostModel, load_costs
 from energy.counting import Collector, LayerRecord, synapses
 from energy.counting import elementwise as ew
@@ -46,7 +46,7 @@ NodeRule = Callable[[Collector, str, Any, torch.Tensor, torch.Tensor], None]
 def profile_nir(
     graph: nir.NIRGraph | str | os.PathLike,
     inputs: Any,
-    costs: str | os.PathLike | CostModel = "paper",
+    costs: str | os.PathLike | CostModel | None = None,
     convention: str = "simple",
     *,
     dt: float | None = None,
@@ -57,7 +57,8 @@ def profile_nir(
     ``inputs``: one array (a graph with one Input node) or a dict Input name -> array,
     time-first ``[T, B, *shape]`` or ``[T, *shape]`` (one sample). ``layout``: ``"TB"``,
     ``"T"`` or ``"auto"`` (from the shape the Input node declares; refused when it declares
-    none). ``dt``: the simulator's step in seconds (default 1e-4, the field's NIR convention).
+    none). ``costs``: as :func:`~energy.profile.profile_model` (``None``: the convention's
+    default preset). ``dt``: the simulator's step in seconds (default 1e-4, the field's NIR convention).
     The report's rows are ``snn`` and ``ann`` (its dense twin, every synaptic op a MAC).
     Raises ``ValueError`` (one line) for a node type without a counting rule, or inputs of the
     wrong shape, non-numeric or not finite.
@@ -67,9 +68,9 @@ def profile_nir(
     from export.graph import DT_S, NEURON_TYPES
     from export.sim import Simulator
 
-    cost = load_costs(costs)
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown convention {convention!r}; expected one of {CONVENTIONS}")
+    cost = load_costs(default_costs(convention) if costs is None else costs)
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     network = "NIR graph"
@@ -91,7 +92,9 @@ def profile_nir(
     batches = [(1, _count_sample(sim, rules, out, b, collector)) for b in range(batch)]
     is_snn = any(isinstance(node, NEURON_TYPES) for node in sim.nodes.values())
     counts = ModelCounts(network, batches, {})
-    report = build_report(counts, None, is_snn, cost, convention, "fold", "twin", batch)
+    report = build_report(
+        counts, None, is_snn, cost, convention, "fold", "twin", batch, time_steps=steps
+    )
     report.checkpoint_kind = "nir"
     return report
 

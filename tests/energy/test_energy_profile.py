@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -109,7 +111,9 @@ def test_save_writes_readable_files(micro_fsve, clips, tmp_path):
     paths = report.save(tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "energy.png",
+        "energy_vs_rate.png",
         "layers.csv",
+        "provenance.json",
         "summary.csv",
         "table.txt",
     ]
@@ -261,3 +265,44 @@ def test_cuda_is_refused_cleanly_without_a_gpu(checkpoints, tiny_data, capsys):
         pytest.skip("a GPU is present")
     assert main([str(checkpoints["fsve"]), "--data", str(tiny_data), "--device", "cuda"]) == 2
     assert "CUDA" in capsys.readouterr().err
+
+
+def test_cli_sdt_writes_side_by_side_and_provenance(
+    checkpoints, micro_fsve, tiny_data, tmp_path, capsys
+):
+    from importlib.metadata import version
+
+    out = tmp_path / "sdt"
+    args = [str(checkpoints["fsve"]), "--data", str(tiny_data), "--samples", "1"]
+    assert main([*args, "--convention", "sdt", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "Side by side" in printed and "Break-even firing rate" in printed
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["convention"] == "sdt" and prov["costs"]["name"] == "horowitz45"
+    assert prov["memory_counted"] is False and prov["neuron_updates_counted"] is False
+    assert prov["costs"]["constants_pj"]["E_MAC"] == 4.6
+    assert prov["costs"]["constants_pj"]["E_AC"] == 0.9
+    assert prov["time_steps"] == micro_fsve.cfg.num_blocks and prov["samples"] == 1
+    assert prov["baseline"] == "twin" and prov["checkpoint_kind"] == "fsve"
+    assert prov["estimator"]["version"] == version("fsve")
+    assert "spikes_out / neuron_updates" in prov["firing_rate"]
+    sides = pd.read_csv(out / "conventions.csv")
+    assert list(sides["convention"]) == ["simple", "lemaire", "sdt"]
+    summary = pd.read_csv(out / "summary.csv").set_index("model")
+    assert sides.set_index("convention").loc["sdt", "snn_j"] == pytest.approx(
+        summary.loc["snn", "total_j"]
+    )
+    assert summary.loc["snn", "break_even_rate"] > 0
+
+
+def test_every_report_carries_its_provenance(micro_fsve, clips, tmp_path):
+    report = profile_model(micro_fsve, clips(micro_fsve.cfg, 1), costs="int8-45nm")
+    text = report.table()
+    assert "Provenance: fsve energy" in text and "memory counted, neuron updates counted" in text
+    assert "E_MAC 0.23, E_AC 0.03" in text and "words 8 bit, potentials 32 bit" in text
+    assert f"T = {micro_fsve.cfg.num_blocks} steps per sample" in text
+    prov = report.provenance()
+    assert prov["costs"]["sram_bytes_pj"][0] == [8192.0, 5.0]
+    assert prov["norm"] == "fold" and prov["convention"] == "simple"
+    saved = json.loads(report.save(tmp_path)["provenance"].read_text())
+    assert saved == json.loads(json.dumps(prov))
