@@ -4,7 +4,10 @@ Every command that runs a NIR graph on the user's spikes (``export.sim``, ``expo
 ``export.lava compile``, ``export.map``) reads them here, so the axis convention is one:
 ``[T, B, *shape]`` with an explicit batch axis, or ``[T, *shape]`` for one sample (a batch
 axis of 1 is added), where ``shape`` is the graph Input node's shape. Anything else is an
-error naming both shapes: the batch axis is never guessed from a size (issue 15).
+error naming both shapes: the batch axis is never guessed from a size (issue 15). An Input node
+that declares no shape takes ``[T, B, ...]`` unless the caller says ``layout="T"``; the energy
+profiler, whose per-sample figures depend on B, asks for the layout instead. Arrays must be
+numeric (bool, int, float) and finite.
 """
 
 from __future__ import annotations
@@ -18,7 +21,17 @@ import numpy as np
 
 from export.graph import port_shape
 
-__all__ = ["GraphInputs", "input_shape", "load_array", "load_inputs", "time_first"]
+__all__ = [
+    "LAYOUTS",
+    "GraphInputs",
+    "check_array",
+    "input_shape",
+    "load_array",
+    "load_inputs",
+    "time_first",
+]
+
+LAYOUTS = ("auto", "T", "TB")  # from the Input node's shape; one sample [T, ...]; [T, B, ...]
 
 
 class GraphInputs(NamedTuple):
@@ -30,16 +43,36 @@ class GraphInputs(NamedTuple):
 
 
 def load_array(path: str | os.PathLike) -> np.ndarray:
-    """One array from a ``.npy`` or a one-array ``.npz`` file."""
+    """One array from a ``.npy`` or a one-array ``.npz`` file, checked by :func:`check_array`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such input file")
-    if path.suffix == ".npz":
-        with np.load(path) as z:
-            if len(z.files) != 1:
-                raise ValueError(f"{path}: an .npz input must hold one array, has {z.files}")
-            return z[z.files[0]]
-    return np.load(path, allow_pickle=False)
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if len(z.files) != 1:
+                    raise ValueError(f"an .npz input must hold one array, has {z.files}")
+                arr = z[z.files[0]]
+        else:
+            arr = np.load(path, allow_pickle=False)
+    except (OSError, EOFError) as err:
+        raise ValueError(f"{path}: not a numpy array file ({err})") from None
+    except ValueError as err:  # object arrays refuse to load without pickle
+        raise ValueError(f"{path}: {err}") from None
+    return check_array(str(path), arr)
+
+
+def check_array(what: str, value: Any) -> np.ndarray:
+    """``value`` as a numpy array of booleans, integers or floats, all finite."""
+    if hasattr(value, "detach"):  # a torch tensor, without importing torch here
+        value = value.detach().cpu().numpy()
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{what}: expected numbers (bool, int or float), got dtype {arr.dtype}")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{what}: {bad} values are NaN or infinite")
+    return arr
 
 
 def input_shape(nodes: Mapping[str, Any], name: str) -> tuple[int, ...] | None:
@@ -49,26 +82,32 @@ def input_shape(nodes: Mapping[str, Any], name: str) -> tuple[int, ...] | None:
 
 
 def time_first(
-    given: Mapping[str, Any], nodes: Mapping[str, Any], what: Mapping[str, str] | None = None
+    given: Mapping[str, Any],
+    nodes: Mapping[str, Any],
+    what: Mapping[str, str] | None = None,
+    layout: str = "auto",
 ) -> tuple[dict[str, np.ndarray], bool]:
     """Check ``{Input node: array}`` against the nodes' shapes; ``[T, *shape]`` gains a batch
     axis (``[T, 1, *shape]``). Returns the arrays and whether they were one sample each.
 
     ``what``: how to name each array in errors (its file); a shape that is neither
-    ``[T, *shape]`` nor ``[T, B, *shape]`` is a ``ValueError`` naming both shapes.
+    ``[T, *shape]`` nor ``[T, B, *shape]`` is a ``ValueError`` naming both shapes. ``layout``
+    (:data:`LAYOUTS`) fixes which of the two is meant instead of reading it off the shape.
     """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     out: dict[str, np.ndarray] = {}
     singles = set()
     for name, value in given.items():
         if name not in nodes:
             raise ValueError(f"{name!r} is not a node of the graph")
-        arr = np.asarray(value)
         label = (what or {}).get(name, f"input {name!r}")
+        arr = check_array(label, value)
         shape = input_shape(nodes, name)
-        if shape is None:
-            if arr.ndim < 2:
-                raise ValueError(f"{label}: expected time-first [T, B, ...], got {arr.shape}")
-            out[name] = arr
+        if shape is None or layout != "auto":
+            out[name] = _as_layout(label, arr, shape, "TB" if layout == "auto" else layout)
+            if layout == "T":
+                singles.add(name)
             continue
         if arr.ndim == len(shape) + 1 and tuple(arr.shape[1:]) == shape:
             out[name] = arr[:, None]  # [T, *shape] -> [T, 1, *shape]
@@ -87,6 +126,17 @@ def time_first(
     if singles and len(singles) != len(out):
         raise ValueError("give every input with a batch axis [T, B, ...] or none ([T, ...])")
     return out, bool(out) and len(singles) == len(out)
+
+
+def _as_layout(label: str, arr: np.ndarray, shape: tuple[int, ...] | None, layout: str):
+    """``arr`` given as ``layout`` (``"T"`` or ``"TB"``) -> ``[T, B, *shape]``."""
+    arr = arr[:, None] if layout == "T" and arr.ndim >= 1 else arr
+    if arr.ndim < 2 or (shape is not None and tuple(arr.shape[2:]) != shape):
+        axes = ("T",) if layout == "T" else ("T", "B")
+        want = "[" + ", ".join((*axes, *map(str, shape or ("...",)))) + "]"
+        got = tuple(arr.shape[:1] + arr.shape[2:]) if layout == "T" else tuple(arr.shape)
+        raise ValueError(f"{label} must be {want} as layout {layout}, got {got}")
+    return arr
 
 
 def load_inputs(

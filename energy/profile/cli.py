@@ -120,7 +120,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_graph(args: argparse.Namespace) -> int:
-    from energy.profile.nirgraph import load_input, profile_nir
+    from energy.profile.nirgraph import profile_nir
+    from export.inputs import load_array
 
     if not args.input:
         raise UsageError(f"{args.checkpoint}: a NIR graph needs --input spikes.npy (time-first)")
@@ -132,7 +133,7 @@ def _run_graph(args: argparse.Namespace) -> int:
             name, sep, file = item.partition("=")
             if (name if sep else "") in inputs:
                 raise UsageError(f"--input {item}: a second value for the same Input node")
-            inputs[name if sep else ""] = load_input(file if sep else item)
+            inputs[name if sep else ""] = load_array(file if sep else item)
         report = profile_nir(
             args.checkpoint,
             inputs.pop("") if list(inputs) == [""] else inputs,
@@ -141,7 +142,7 @@ def _run_graph(args: argparse.Namespace) -> int:
             dt=args.dt,
             layout=args.layout,
         )
-    except ValueError as err:
+    except (ValueError, OSError) as err:
         raise UsageError(str(err)) from None
     out = args.out or Path("reports/energy") / args.checkpoint.stem
     print(f"{args.checkpoint} (NIR graph), {report.samples} samples:")

@@ -35,9 +35,7 @@ from energy.report import EnergyReport, ModelCounts, build_report
 if TYPE_CHECKING:
     import nir
 
-__all__ = ["LAYOUTS", "load_input", "profile_nir"]
-
-LAYOUTS = ("auto", "T", "TB")  # input axes: decided from the Input node, [T, ...], [T, B, ...]
+__all__ = ["profile_nir"]
 
 # (c, node name, node, summed input [T, 1, ...], output [T, 1, ...]) -> records in c
 NodeRule = Callable[[Collector, str, Any, torch.Tensor, torch.Tensor], None]
@@ -58,14 +56,15 @@ def profile_nir(
     time-first ``[T, B, *shape]`` or ``[T, *shape]`` (one sample). ``layout``: ``"TB"``,
     ``"T"`` or ``"auto"`` (from the shape the Input node declares; refused when it declares
     none). ``costs``: as :func:`~energy.profile.profile_model` (``None``: the convention's
-    default preset). ``dt``: the simulator's step in seconds (default 1e-4, the field's NIR convention).
-    The report's rows are ``snn`` and ``ann`` (its dense twin, every synaptic op a MAC).
-    Raises ``ValueError`` (one line) for a node type without a counting rule, or inputs of the
-    wrong shape, non-numeric or not finite.
+    default preset). ``dt``: the simulator's step in seconds (default 1e-4, the field's NIR
+    convention). The report's rows are ``snn`` and ``ann`` (its dense twin, every synaptic op
+    a MAC). Raises ``ValueError`` (one line) for a node type without a counting rule, or inputs
+    of the wrong shape, non-numeric or not finite.
     """
     import nir as nir_pkg
 
     from export.graph import DT_S, NEURON_TYPES
+    from export.inputs import LAYOUTS
     from export.sim import Simulator
 
     if convention not in CONVENTIONS:
@@ -99,38 +98,6 @@ def profile_nir(
     return report
 
 
-def load_input(path: str | os.PathLike) -> np.ndarray:
-    """One array from a ``.npy`` file or a one-array ``.npz`` file, checked as :func:`check_array`
-    does (numeric, finite)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such input file")
-    try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                if len(z.files) != 1:
-                    raise ValueError(f"{path}: an .npz input must hold one array, has {z.files}")
-                arr = z[z.files[0]]
-        else:
-            arr = np.load(path, allow_pickle=False)
-    except (OSError, EOFError) as err:
-        raise ValueError(f"{path}: not a numpy array file ({err})") from None
-    except ValueError as err:  # object arrays refuse to load without pickle
-        raise ValueError(f"{path}: {err}") from None
-    return check_array(str(path), arr)
-
-
-def check_array(what: str, value: Any) -> np.ndarray:
-    """``value`` as a numpy array of booleans, integers or floats, all finite."""
-    arr = value.detach().cpu().numpy() if torch.is_tensor(value) else np.asarray(value)
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{what}: expected numbers (bool, int or float), got dtype {arr.dtype}")
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise ValueError(f"{what}: {bad} values are NaN or infinite")
-    return arr
-
-
 def _read_graph(path: Path, nir_pkg: Any) -> nir.NIRGraph:
     if not path.is_file():
         raise ValueError(f"{path}: no such NIR file")
@@ -143,8 +110,10 @@ def _read_graph(path: Path, nir_pkg: Any) -> nir.NIRGraph:
 
 
 def _time_batch(sim: Any, inputs: Any, layout: str) -> dict[str, torch.Tensor]:
-    """``{Input node: tensor [T, B, *shape]}`` from the user's arrays and ``layout``."""
-    from export.graph import port_shape
+    """``{Input node: tensor [T, B, *shape]}`` from the user's arrays and ``layout``: checked by
+    :mod:`export.inputs` (the export commands' rules), except that an Input node without a
+    shape needs ``layout`` (per-sample figures depend on B)."""
+    from export.inputs import input_shape, time_first
 
     if isinstance(inputs, Mapping):
         unknown = sorted(set(inputs) - set(sim.inputs))
@@ -158,43 +127,14 @@ def _time_batch(sim: Any, inputs: Any, layout: str) -> dict[str, torch.Tensor]:
     missing = [n for n in sim.inputs if n not in given]
     if missing:
         raise ValueError(f"no value for the graph Input nodes {missing}")
-    out = {}
-    for name, value in given.items():
-        arr = check_array(f"input {name!r}", value)
-        node = sim.nodes[name]
-        shape = port_shape(node, "input") or port_shape(node, "output")
-        out[name] = torch.as_tensor(_with_batch_axis(name, arr, shape, layout))
-    lead = {tuple(x.shape[:2]) for x in out.values()}
-    if len(lead) > 1:
-        raise ValueError(f"inputs disagree on [T, B]: {sorted(lead)}")
-    return out
-
-
-def _with_batch_axis(
-    name: str, arr: np.ndarray, shape: tuple[int, ...] | None, layout: str
-) -> np.ndarray:
-    """``arr`` as ``[T, B, *shape]``: a ``[T, *shape]`` input gets ``B = 1``."""
-    if layout == "auto":
-        if shape is None:
+    for name in given:
+        if layout == "auto" and input_shape(sim.nodes, name) is None:
             raise ValueError(
                 f"input {name!r}: the Input node declares no shape, so [T, ...] and"
                 " [T, B, ...] cannot be told apart; say which (layout 'T' or 'TB', --layout)"
             )
-        if arr.ndim == len(shape) + 1:
-            layout = "T"
-        elif arr.ndim == len(shape) + 2:
-            layout = "TB"
-        else:
-            dims = ", ".join(map(str, shape))
-            raise ValueError(
-                f"input {name!r}: expected [T, {dims}] (one sample) or [T, B, {dims}],"
-                f" got {tuple(arr.shape)}"
-            )
-    arr = arr[:, None] if layout == "T" and arr.ndim >= 1 else arr
-    if arr.ndim < 2 or (shape is not None and tuple(arr.shape[2:]) != shape):
-        want = "[T, B, " + ", ".join(map(str, shape or ("...",))) + "]"
-        raise ValueError(f"input {name!r} must be {want} as layout {layout}, got {arr.shape}")
-    return arr
+    arrays, _ = time_first(given, sim.nodes, layout=layout)
+    return {name: torch.as_tensor(arr) for name, arr in arrays.items()}
 
 
 def _count_sample(

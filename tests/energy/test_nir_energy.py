@@ -326,7 +326,7 @@ def test_norse_graph_of_a_batched_sample_keeps_its_batch_axis():
     axis of the sample becomes part of every sample, and the conv then sees 6-D input."""
     graph = norse_graph(norse_net(conv=True), torch.rand(1, 2, 8, 8))
     x = spikes((T, 2, 8, 8)).numpy()
-    with pytest.raises(ValueError, match=r"expected \[T, 1, 2, 8, 8\]"):
+    with pytest.raises(ValueError, match=r"give \[T, 1, 2, 8, 8\]"):
         profile_nir(graph, x)
     with pytest.raises(ValueError, match="the simulator failed on this input") as err:
         profile_nir(graph, x[:, None])  # one sample [T, 1, 2, 8, 8]: the conv gets 6-D input

@@ -269,8 +269,8 @@ def delay_graph() -> nir.NIRGraph:
     ("graph", "value", "kwargs", "match"),
     [
         (delay_graph, spikes((T, 1, 3)), {}, "node 'wait': NIR type Delay has no energy"),
-        (conv_pool_graph, spikes((T, 2, 6)), {}, "expected [T, 2, 6, 6] (one sample)"),
-        (conv_pool_graph, spikes((T, 1, 2, 6, 6)), {"layout": "T"}, "must be [T, B, 2, 6, 6]"),
+        (conv_pool_graph, spikes((T, 2, 6)), {}, "give [T, 2, 6, 6] (one sample)"),
+        (conv_pool_graph, spikes((T, 1, 2, 6, 6)), {"layout": "T"}, "must be [T, 2, 6, 6] as"),
         (conv_pool_graph, with_bad(spikes((T, 2, 6, 6))), {}, "2 values are NaN or infinite"),
         (conv_pool_graph, np.array([["a"]]), {}, "expected numbers"),
         (conv_pool_graph, {"x": spikes((T, 2, 6, 6))}, {}, "not graph Input nodes"),
@@ -341,7 +341,7 @@ def test_cli_profiles_a_graph_file(graph_file, tmp_path, capsys):
     ("make", "extra", "match"),
     [
         (None, [], "needs --input"),
-        ("x.npy:short", ["--input", "X"], "expected [T, 2, 6, 6]"),
+        ("x.npy:short", ["--input", "X"], "give [T, 2, 6, 6]"),
         ("x.npy:nan", ["--input", "X"], "NaN or infinite"),
         ("x.npy:text", ["--input", "X"], "expected numbers"),
         ("x.npy:ok", ["--input", "X", "--baseline", "teacher:T.pt"], "dense twin only"),
