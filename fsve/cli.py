@@ -74,6 +74,7 @@ def run_command(
 def check_output(
     out: str | os.PathLike,
     inputs: Iterable[str | os.PathLike] = (),
+    *,
     folder: bool = False,
 ) -> Path:
     """Refuse an output path before anything is computed or written (issue 16, item 2).

@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-gb",
         type=float,
         default=None,
-        help="refuse to write more GB than this (default: MAX_DATASET_GB, 20)",
+        help="refuse to write more GB than this (default 20, MAX_DATASET_GB)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_synth)

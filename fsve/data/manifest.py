@@ -62,18 +62,24 @@ def read_manifest(folder: str | os.PathLike, check_files: bool = True) -> pd.Dat
     try:
         table = pd.read_csv(path, dtype={"caption": str, "class_name": str, "path": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: unreadable CSV ({err})") from None
+        reason = " ".join(str(err).split())  # pandas' messages may end in a newline
+        raise ValueError(f"{path}: unreadable CSV ({reason})") from None
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {missing}; expected {list(COLUMNS)}")
+    if not isinstance(table.index, pd.RangeIndex):  # pandas made the extra fields an index
+        raise ValueError(f"{path}: rows have more fields than the header's {len(table.columns)}")
     if table.empty:
         raise ValueError(f"{path}: the manifest has no samples")
     for col in INT_COLUMNS:
         values = pd.to_numeric(table[col], errors="coerce")
-        bad = values.isna() | (values != values.round())
+        # NaN, inf and values past int64 are no integer either
+        bad = values.isna() | ~(values.abs() < 2**62) | (values != values.round())
         if bad.any():
             row = int(bad.idxmax())
-            raise ValueError(f"{path}: row {row + 2}: {col}={table[col][row]!r} is not an integer")
+            value = table[col][row]
+            shown = repr(value) if isinstance(value, str) else str(value)  # 'x', 0.5, inf
+            raise ValueError(f"{path}: row {row + 2}: {col}={shown} is not an integer")
         table[col] = values.astype(int)
     unknown = sorted(set(table["split"]) - set(SPLITS))
     if unknown:

@@ -257,3 +257,27 @@ def test_manifest_labels_are_contiguous_with_a_name_each(tmp_path, capsys):
         read_manifest(tmp_path)
     _labelled_folder(tmp_path, [1, 0, 1], ["b", "a", "b"])
     assert sorted(set(read_manifest(tmp_path)["label"])) == [0, 1]
+
+
+def test_malformed_manifests_are_one_line_naming_the_file(tmp_path):
+    _labelled_folder(tmp_path, [0, 1], ["a", "b"])
+    manifest = tmp_path / "manifest.csv"
+    header, first, second = manifest.read_text().splitlines()
+    cases = {
+        # pandas' tokenizer message ends in a newline: the error must still be one line
+        "unreadable CSV (Error tokenizing data. C error: Expected 8 fields in line 3, saw 9)": [
+            header,
+            first,
+            second + ",x",
+            first,
+        ],
+        # every row one field too many: pandas would make the first field an index
+        "rows have more fields than the header's 8": [header, first + ",x", second + ",x"],
+        # inf is no integer (it used to escape as pandas' IntCastingNaNError, without the file)
+        "row 3: label=inf is not an integer": [header, first, second.replace(",1,", ",inf,")],
+    }
+    for message, lines in cases.items():
+        manifest.write_text("\n".join(lines) + "\n")
+        with pytest.raises(ValueError) as err:
+            read_manifest(tmp_path)
+        assert str(err.value) == f"{manifest}: {message}"
