@@ -13,7 +13,8 @@ A :class:`CostModel` is plain data (no torch). Presets, each with its source:
 - ``truenorth``: Merolla et al., Science 2014: 26 pJ per synaptic event, all-in.
 
 A user file (JSON or TOML) overrides any field of a preset: ``{"base": "paper", "e_mem_pj": 10}``;
-keys that are not fields raise ``ValueError``.
+keys that are not fields raise ``ValueError``, and so do costs that are not finite or exceed
+:data:`MAX_PJ` (issue 16: ``1e308`` pJ would print "inf J").
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 PJ = 1e-12  # joules per picojoule
+MAX_PJ = 1e6  # 1 uJ per operation or access: ~400x a DRAM access (Horowitz 2014), an absurd cost
+MAX_BITS = 64  # widest word or membrane potential
 MEMORY_KINDS = ("weight", "state", "act")  # parameters, membrane potentials, activations/spikes
 
 
@@ -71,20 +74,26 @@ class CostModel:
             if f.name.endswith("_pj"):
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     raise ValueError(f"cost {f.name} must be a number, got {value!r}")
-                if not math.isfinite(value) or value < 0:
-                    raise ValueError(f"cost {f.name} must be finite and >= 0, got {value!r}")
+                if not math.isfinite(value) or not 0 <= value <= MAX_PJ:
+                    raise ValueError(
+                        f"cost {f.name} must be finite, >= 0 and <= {MAX_PJ:g} pJ, got {value!r}"
+                    )
                 object.__setattr__(self, f.name, float(value))
         for name in ("word_bits", "state_bits"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"cost {name} must be an int >= 1, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BITS:
+                raise ValueError(
+                    f"cost {name} must be an int >= 1 and <= {MAX_BITS}, got {value!r}"
+                )
         points = []
         for point in self.sram:
             if not isinstance(point, list | tuple) or len(point) != 2:
                 raise ValueError(f"sram entries must be [capacity_bytes, pj] pairs, got {point!r}")
             cap, pj = (float(v) for v in point)
-            if not (math.isfinite(cap) and math.isfinite(pj)) or cap <= 0 or pj < 0:
-                raise ValueError(f"sram entry {point!r} must have capacity > 0 and pJ >= 0")
+            if not (math.isfinite(cap) and math.isfinite(pj)) or cap <= 0 or not 0 <= pj <= MAX_PJ:
+                raise ValueError(
+                    f"sram entry {point!r} needs a finite capacity > 0 and 0 <= pJ <= {MAX_PJ:g}"
+                )
             points.append((cap, pj))
         if any(b[0] <= a[0] for a, b in itertools.pairwise(points)):
             raise ValueError(f"sram capacities must increase strictly, got {self.sram!r}")
@@ -178,9 +187,11 @@ _FIELDS = {f.name for f in dataclasses.fields(CostModel)}
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ValueError(f"{path}: cannot read cost file ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: cost file is not UTF-8 text ({err.reason})") from None
     try:
         data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:

@@ -14,9 +14,11 @@ the same folder, fsync, ``os.replace``), so a crash never leaves a half-written 
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
-import zipfile
+import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import is_dataclass
 from pathlib import Path
@@ -31,6 +33,10 @@ FORMAT = "fsve-checkpoint"
 VERSION = 1
 KINDS = ("teacher", "fsve")
 REQUIRED = ("format", "version", "kind", "config", "state_dict")
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format is a zip archive
+PICKLE_PROTO = 0x80  # the PROTO opcode that starts a legacy torch.save pickle
+HDF5_MAGIC = b"\x89HDF"
+SAFETY_HINT = r"weights_only|will likely succeed|trusted source|safe_globals"
 
 
 class CheckpointError(ValueError):
@@ -82,21 +88,11 @@ def load_checkpoint(
     version, or a ``kind`` other than the one asked for.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"{path}: refused to load: it holds objects other than tensors and plain values"
-            f" ({first})"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"{path}: not a readable checkpoint, truncated or corrupt ({first})"
-        ) from None
+    ckpt = _read(path, map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(
@@ -116,7 +112,91 @@ def load_checkpoint(
         )
     if kind is not None and ckpt["kind"] != kind:
         raise CheckpointError(f"{path}: holds a {ckpt['kind']!r} model, expected {kind!r}")
+    check_tensors(ckpt["state_dict"], path)
     return ckpt
+
+
+def _read(path: Path, map_location: str | torch.device) -> Any:
+    """``torch.load(path, weights_only=True)`` with every failure as one :class:`CheckpointError`
+    that names the file and never suggests turning the safety off."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({err.strerror})") from None
+    if not head:
+        raise CheckpointError(f"{path}: not an fsve checkpoint (the file is empty)")
+    if head.startswith(HDF5_MAGIC):
+        raise CheckpointError(f"{path}: not an fsve checkpoint (an HDF5 file, not a torch .pt)")
+    zipped = head.startswith(ZIP_MAGIC)
+    if not zipped and head[0] != PICKLE_PROTO:
+        raise CheckpointError(
+            f"{path}: not an fsve checkpoint (neither a torch zip archive nor a torch pickle)"
+        )
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = _torch_reason(err)
+        if "global" in reason:
+            raise CheckpointError(
+                f"{path}: refused to load: it holds objects other than tensors and plain values"
+                f" ({reason})"
+            ) from None
+        raise CheckpointError(
+            f"{path}: not an fsve checkpoint (a pickle torch cannot read safely: {reason})"
+        ) from None
+    except Exception as err:  # any parse failure of a foreign file is one line
+        reason = _torch_reason(err)
+        if zipped:
+            raise CheckpointError(
+                f"{path}: not a readable checkpoint, truncated or corrupt ({reason})"
+            ) from None
+        raise CheckpointError(f"{path}: not an fsve checkpoint ({reason})") from None
+
+
+def _torch_reason(err: BaseException) -> str:
+    """The cause in one short clause; torch's hints about ``weights_only`` are dropped."""
+    text = str(err)
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+    line = found.group(1) if found else (text.strip().splitlines() or [""])[0]
+    line = re.sub(r"^\[enforce fail at [^\]]*\]\s*\.?\s*", "", line)
+    glob = re.match(r"Unsupported global: GLOBAL (\S+)", line)
+    if glob:
+        return f"pickled global {glob.group(1)} is not allowed"
+    sentences = [s for s in line.split(". ") if not re.search(SAFETY_HINT, s)]
+    reason = sentences[0].strip().rstrip(".")[:160] if sentences else ""
+    if isinstance(err, RuntimeError | pickle.UnpicklingError) and reason:
+        return reason
+    return f"{type(err).__name__}: {reason}" if reason else type(err).__name__
+
+
+def check_tensors(state_dict: Any, path: str | os.PathLike = "<checkpoint>") -> None:
+    """Every entry of ``state_dict`` is a real tensor with finite values (issue 16, item 3).
+
+    Raises :class:`CheckpointError` naming the first offending tensor, e.g. ``"CKPT: tensor
+    'visual.stem.conv.weight' has NaN (12 of 17568 values)"``.
+    """
+    if not isinstance(state_dict, Mapping):
+        raise CheckpointError(f"{path}: state_dict is a {type(state_dict).__name__}, not a dict")
+    for name, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(
+                f"{path}: state_dict entry {name!r} is a {type(value).__name__}, not a tensor"
+            )
+        if value.is_complex():
+            raise CheckpointError(f"{path}: tensor {name!r} is complex ({value.dtype})")
+        if not value.is_floating_point():
+            continue
+        nan, inf = int(torch.isnan(value).sum()), int(torch.isinf(value).sum())
+        bad = [
+            f"{label} ({n} of {value.numel()} values)"
+            for label, n in (("NaN", nan), ("Inf", inf))
+            if n
+        ]
+        if bad:
+            raise CheckpointError(f"{path}: tensor {name!r} has {' and '.join(bad)}")
 
 
 def _build_teacher(config: Mapping[str, Any]) -> nn.Module:
@@ -138,8 +218,85 @@ BUILDERS: dict[str, Callable[[Mapping[str, Any]], nn.Module]] = {
 }
 
 
+# Sane bounds of the config values that no stored tensor shape pins down (frame size, clip
+# length) or that multiply the modules to build (depths); each entry of a list is bounded.
+CONFIG_LIMITS = {
+    "height": 4096,
+    "width": 4096,
+    "num_blocks": 1024,
+    "block_frames": 4096,
+    "block_step": 4096,
+    "context_length": 4096,
+    "layers": 256,
+    "temporal_layers": 256,
+    "attn_depth": 256,
+}
+
+
+def _check_bounds(config: Any, path: str | os.PathLike, prefix: str = "") -> None:
+    if not isinstance(config, Mapping):
+        return
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            _check_bounds(value, path, f"{prefix}{key}.")
+            continue
+        limit = CONFIG_LIMITS.get(key)
+        items = value if isinstance(value, list | tuple) else [value]
+        if limit is not None and any(isinstance(v, int) and v > limit for v in items):
+            raise CheckpointError(
+                f"{path}: config {prefix}{key}={value!r} is beyond the sane bound {limit};"
+                " refusing to build the model"
+            )
+
+
+def check_config(ckpt: Mapping[str, Any], path: str | os.PathLike = "<checkpoint>") -> None:
+    """Check a loaded checkpoint's config before any module is built (issue 16, item 4).
+
+    The config must respect :data:`CONFIG_LIMITS`, and every tensor shape it implies must equal
+    the stored one: the model is built on the ``meta`` device (shapes only, nothing allocated)
+    and its state dict compared with the checkpoint's. Raises :class:`CheckpointError`.
+    """
+    _check_bounds(ckpt["config"], path)
+    try:
+        with torch.device("meta"):
+            shell = BUILDERS[ckpt["kind"]](ckpt["config"])
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{path}: bad model config ({err})") from None
+    implied = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
+    stored = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
+    if implied == stored:
+        return
+    wrong = [k for k in implied if k in stored and implied[k] != stored[k]]
+    missing = [k for k in implied if k not in stored]
+    extra = [k for k in stored if k not in implied]
+    if wrong:
+        k = wrong[0]
+        detail = f"tensor {k!r} is {list(stored[k])} in the file, {list(implied[k])} by the config"
+    elif missing:
+        detail = f"the config needs {len(missing)} tensors the file lacks, e.g. {missing[0]!r}"
+    else:
+        detail = f"the file holds {len(extra)} tensors the config has no place for: {extra[0]!r}"
+    raise CheckpointError(
+        f"{path}: the config does not fit the stored weights ({_count(implied)} parameters"
+        f" implied, {_count(stored)} stored): {detail}; the model was not built"
+    )
+
+
+def _count(shapes: Mapping[str, tuple[int, ...]]) -> str:
+    n = sum(math.prod(shape) for shape in shapes.values())
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return str(n)
+
+
 def build_model(ckpt: Mapping[str, Any], path: str | os.PathLike = "<checkpoint>") -> nn.Module:
-    """Rebuild the model of a loaded checkpoint from its config and load its weights (strict)."""
+    """Rebuild the model of a loaded checkpoint from its config and load its weights (strict).
+
+    The config is checked first (:func:`check_config`), so a config that does not fit the
+    stored weights is refused before anything is allocated.
+    """
+    check_config(ckpt, path)
     try:
         model = BUILDERS[ckpt["kind"]](ckpt["config"])
     except (ValueError, TypeError) as err:

@@ -3,15 +3,18 @@
 Every command reports bad input the same way: one line on stderr, exit code 2
 (:data:`EXIT_USAGE`), never a traceback. :class:`Parser` does it for argparse errors,
 :func:`run_command` for errors raised while the command runs; :func:`open_dataset` gives the
-one dataset check (folder, manifest, frame size) the commands share; :func:`text_table` prints
-the fixed-width tables the reports write.
+one dataset check (folder, manifest, frame size) the commands share; :func:`check_output`
+refuses an output path that would overwrite an input or cannot be written; :func:`text_table`
+prints the fixed-width tables the reports write.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -20,6 +23,7 @@ __all__ = [
     "Parser",
     "UsageError",
     "check_frame_size",
+    "check_output",
     "open_dataset",
     "positive_int",
     "require_dataset",
@@ -65,6 +69,54 @@ def run_command(
     except errors as err:
         print(f"{prefix}: {err}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def check_output(
+    out: str | os.PathLike,
+    inputs: Iterable[str | os.PathLike] = (),
+    *,
+    folder: bool = False,
+) -> Path:
+    """Refuse an output path before anything is computed or written (issue 16, item 2).
+
+    Raises :class:`UsageError` (one line) when ``out`` is one of ``inputs`` (the same file,
+    through symlinks and hard links too), when it exists but is a directory where a file is
+    expected (``folder=False``) or a file where a folder is expected (``folder=True``), or when
+    its nearest existing folder cannot be written (probed with a temporary file, removed at
+    once). Returns ``out`` as a :class:`~pathlib.Path`.
+    """
+    out = Path(out)
+    for item in inputs:
+        if _same_file(out, Path(item)):
+            raise UsageError(
+                f"{out}: is the input {item}; refusing to write over an input"
+                " (choose another output path)"
+            )
+    if out.exists():
+        if not folder and out.is_dir():
+            raise UsageError(f"{out}: is a directory; expected a file path")
+        if folder and not out.is_dir():
+            raise UsageError(f"{out}: exists and is not a folder")
+    parent = out if folder else out.parent
+    parent = Path(os.path.abspath(parent))
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{out}: cannot be created: {parent} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".fsve-probe.", dir=parent)
+    except OSError as err:
+        raise UsageError(f"{out}: cannot write in {parent} ({err.strerror or err})") from None
+    os.close(fd)
+    os.unlink(probe)
+    return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (or cannot be read): not the same file
+        return False
 
 
 def require_dataset(root: Path, why: str = "") -> None:

@@ -1,4 +1,8 @@
-"""``python -m fsve.data synth|convert|show|info``: the data layer from the command line."""
+"""``python -m fsve.data synth|convert|show|info``: the data layer from the command line.
+
+No command writes over one of its inputs, and outputs are checked before any work is done
+(:func:`fsve.cli.check_output`; issue 16).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fsve.cli import Parser, require_dataset, run_command
+from fsve.cli import Parser, check_output, require_dataset, run_command
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -23,6 +27,17 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def count(text: str) -> int:
+    """argparse type for counts >= 0; integral float notation (``1e6``) is accepted."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not value.is_integer() or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(value)
+
+
 def save_png(path: Path, image: np.ndarray) -> None:
     """Write a uint8 ``[H, W]`` image as PNG, atomically."""
     from PIL import Image
@@ -34,8 +49,9 @@ def save_png(path: Path, image: np.ndarray) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from fsve.data.synth import SynthConfig, generate_dataset
+    from fsve.data.synth import MAX_DATASET_GB, SynthConfig, generate_dataset
 
+    check_output(args.out, folder=True)
     h, w = args.size
     config = SynthConfig(
         height=h,
@@ -49,7 +65,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
         test_per_class=args.test,
     )
     generate_dataset(
-        args.out, config, progress=not args.quiet, overwrite=args.overwrite, workers=args.workers
+        args.out,
+        config,
+        progress=not args.quiet,
+        overwrite=args.overwrite,
+        workers=args.workers,
+        max_gb=MAX_DATASET_GB if args.max_gb is None else args.max_gb,
     )
     print(f"dataset in {args.out}")
     return 0
@@ -58,6 +79,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from fsve.data.video import convert_video
 
+    check_output(args.out, [args.video])
     info = convert_video(
         args.video,
         args.out,
@@ -80,22 +102,31 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from fsve.data.dat import count_frames, read_dat
-    from fsve.data.recon import tfi, tfp
+    from fsve.data.recon import check_threshold, tfi, tfp
 
     h, w = args.size
+    half = args.half_window
+    check_threshold(args.method, args.threshold, half)
+    out = Path(args.out or Path(args.dat).with_suffix(f".{args.method}{args.t}.png"))
+    check_output(out, [args.dat])
     total = count_frames(args.dat, h, w)
     if not 0 <= args.t < total:
         raise ValueError(f"{args.dat}: frame {args.t} is outside its {total} frames")
-    half = args.half_window
     start, stop = max(0, args.t - half), min(total, args.t + half + 1)
     spikes = read_dat(args.dat, h, w, start, stop)
     if args.method == "tfi":
         image = tfi(spikes, args.t - start, half_window=half, threshold=args.threshold)
     else:
         image = tfp(spikes, args.t - start, half_window=half, threshold=args.threshold)
-    out = args.out or Path(args.dat).with_suffix(f".{args.method}{args.t}.png")
-    save_png(Path(out), image)
+    save_png(out, image)
     print(f"{out}: {args.method.upper()} of frame {args.t}, mean {image.mean():.1f}/255")
+    if not spikes.any():
+        print(f"  note: no spike within {half} frames of frame {args.t}; the image is uniform")
+    elif image.min() == image.max():
+        print(
+            f"  note: every pixel is {image.flat[0]}/255 at threshold {args.threshold:g};"
+            " the camera's threshold is 5"
+        )
     return 0
 
 
@@ -146,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="generate the built-in synthetic action dataset")
     p.add_argument("--out", type=Path, default=Path("data/synth"), help="dataset folder")
     p.add_argument("--size", type=parse_size, default=(64, 64), help="HxW (default 64x64)")
-    p.add_argument("--frames", type=int, default=250, help="spike frames per sample")
+    p.add_argument("--frames", type=count, default=250, help="spike frames per sample")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--domain",
@@ -154,12 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="sim",
         help="'real': sparser, local motion, sensor line noise (few-shot domain)",
     )
-    p.add_argument("--train", type=int, default=40, help="train samples per class")
-    p.add_argument("--val", type=int, default=10, help="validation samples per class")
-    p.add_argument("--test", type=int, default=10, help="test samples per class")
+    p.add_argument("--train", type=count, default=40, help="train samples per class")
+    p.add_argument("--val", type=count, default=10, help="validation samples per class")
+    p.add_argument("--test", type=count, default=10, help="test samples per class")
     p.add_argument("--threshold", type=float, default=5.0, help="camera threshold theta")
     p.add_argument("--workers", type=int, default=1, help="processes (output is identical)")
     p.add_argument("--overwrite", action="store_true", help="regenerate even if present")
+    p.add_argument(
+        "--max-gb",
+        type=float,
+        default=None,
+        help="refuse to write more GB than this (default 20, MAX_DATASET_GB)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_synth)
 

@@ -142,7 +142,11 @@ class DatWriter:
     def close(self) -> None:
         """Flush, sync and move the file into place."""
         if not self._file.closed:
-            commit_temp(self._file, self._tmp, self.path)
+            try:
+                commit_temp(self._file, self._tmp, self.path)
+            except BaseException:  # e.g. the target is a directory: leave no temporary file
+                self._tmp.unlink(missing_ok=True)
+                raise
 
     def abort(self) -> None:
         """Drop the partial file."""

@@ -52,7 +52,8 @@ def read_manifest(folder: str | os.PathLike, check_files: bool = True) -> pd.Dat
 
     Returns the table with an extra ``file`` column (absolute path). Raises
     ``FileNotFoundError`` or ``ValueError`` with a one-line message naming the file, the row and
-    the problem: missing columns, unknown splits, bad sizes, missing or wrongly sized files.
+    the problem: missing columns, unknown splits, bad sizes, labels that are not ``0..C-1`` with
+    a class name each, missing or wrongly sized files.
     """
     folder = Path(folder)
     path = folder / MANIFEST_NAME
@@ -61,18 +62,24 @@ def read_manifest(folder: str | os.PathLike, check_files: bool = True) -> pd.Dat
     try:
         table = pd.read_csv(path, dtype={"caption": str, "class_name": str, "path": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: unreadable CSV ({err})") from None
+        reason = " ".join(str(err).split())  # pandas' messages may end in a newline
+        raise ValueError(f"{path}: unreadable CSV ({reason})") from None
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {missing}; expected {list(COLUMNS)}")
+    if not isinstance(table.index, pd.RangeIndex):  # pandas made the extra fields an index
+        raise ValueError(f"{path}: rows have more fields than the header's {len(table.columns)}")
     if table.empty:
         raise ValueError(f"{path}: the manifest has no samples")
     for col in INT_COLUMNS:
         values = pd.to_numeric(table[col], errors="coerce")
-        bad = values.isna() | (values != values.round())
+        # NaN, inf and values past int64 are no integer either
+        bad = values.isna() | ~(values.abs() < 2**62) | (values != values.round())
         if bad.any():
             row = int(bad.idxmax())
-            raise ValueError(f"{path}: row {row + 2}: {col}={table[col][row]!r} is not an integer")
+            value = table[col][row]
+            shown = repr(value) if isinstance(value, str) else str(value)  # 'x', 0.5, inf
+            raise ValueError(f"{path}: row {row + 2}: {col}={shown} is not an integer")
         table[col] = values.astype(int)
     unknown = sorted(set(table["split"]) - set(SPLITS))
     if unknown:
@@ -95,6 +102,7 @@ def read_manifest(folder: str | os.PathLike, check_files: bool = True) -> pd.Dat
     if (names > 1).any():
         label = int(names.idxmax())
         raise ValueError(f"{path}: label {label} has several class names; one per label")
+    _check_labels(path, table)
     table["file"] = [str(p if Path(p).is_absolute() else folder / p) for p in table["path"]]
     if check_files:
         for row, (file, h, w, n) in enumerate(
@@ -110,3 +118,34 @@ def read_manifest(folder: str | os.PathLike, check_files: bool = True) -> pd.Dat
                     f" for {n} frames of {h}x{w}"
                 )
     return table
+
+
+def _rows(mask: pd.Series, limit: int = 3) -> str:
+    """The manifest lines (header = line 1) of the first ``limit`` rows where ``mask`` holds."""
+    lines = [str(int(i) + 2) for i in mask[mask].index]
+    more = f" and {len(lines) - limit} more" if len(lines) > limit else ""
+    return ", ".join(lines[:limit]) + more
+
+
+def _few(values: Iterable[int], limit: int = 3) -> str:
+    values = sorted(values)
+    more = f" ... ({len(values)} in all)" if len(values) > limit else ""
+    return ", ".join(map(str, values[:limit])) + more
+
+
+def _check_labels(path: Path, table: pd.DataFrame) -> None:
+    """Labels must be ``0..C-1`` with a class name each (issue 16, item 5): a label past the
+    end would make every command count classes that have no name and no sample."""
+    names = table["class_name"]
+    blank = names.isna() | (names.astype(str).str.strip() == "")
+    if blank.any():
+        raise ValueError(f"{path}: row {_rows(blank)}: no class_name; every label needs a name")
+    labels = set(table["label"])
+    n = len(labels)
+    outside = table["label"] >= n
+    if outside.any():
+        missing = set(range(n)) - labels
+        raise ValueError(
+            f"{path}: labels must be 0..{n - 1} for {n} classes, but row {_rows(outside)} has"
+            f" label {_few(set(table['label'][outside]))} and label {_few(missing)} has no row"
+        )

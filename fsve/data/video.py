@@ -434,13 +434,16 @@ def convert_video(
     simulated and written per step (memory about ``5 * chunk_frames * H * W`` bytes, plus
     ``8 *`` that with ``dark_rate > 0``, for the camera's noise draw).
 
-    The output appears atomically; on error no partial file is left. Returned keys:
+    The output appears atomically; on error no partial file is left, and an output that is the
+    input itself or a directory is refused first (:func:`fsve.cli.check_output`). Returned keys:
     ``path``, ``source_fps``, ``source_frames``, ``spike_frames``, ``spike_fps``, ``height``,
     ``width``, ``upsample``, ``interpolation``, ``threshold``, ``mean_firing_rate`` (spikes per
     pixel per spike frame).
     """
+    from fsve.cli import check_output
+
     size = _check_convert_args(upsample, size, crop, interpolation, max_frames, chunk_frames)
-    src_path, dst_path = Path(src), Path(dst)
+    src_path, dst_path = Path(src), check_output(dst, [src])
     cap, meta = _open_video(src_path)
     frames = _read_frames(cap, src_path, size, crop, max_frames)
     try:

@@ -34,7 +34,15 @@ retrieval ceiling). Caption draws come after every draw that shapes the spikes.
 second call with the same configuration returns at once.
 """
 
-from fsve.data.synth.generate import generate_dataset, read_config, sample_path, sample_seed
+from fsve.data.synth.generate import (
+    MAX_DATASET_GB,
+    check_size,
+    dataset_bytes,
+    generate_dataset,
+    read_config,
+    sample_path,
+    sample_seed,
+)
 from fsve.data.synth.plan import Plan, plan_sample
 from fsve.data.synth.render import make_sample, render_frames, render_sample, spike_chunks
 from fsve.data.synth.spec import (
@@ -71,6 +79,7 @@ __all__ = [
     "DEFAULT_PROMPT_TEMPLATE",
     "DOMAINS",
     "GENERATOR_VERSION",
+    "MAX_DATASET_GB",
     "POSITIONS",
     "POSITION_PHRASES",
     "SHAPES",
@@ -79,7 +88,9 @@ __all__ = [
     "CaptionSignature",
     "Plan",
     "SynthConfig",
+    "check_size",
     "class_prompts",
+    "dataset_bytes",
     "generate_dataset",
     "make_sample",
     "parse_size",

@@ -1,5 +1,10 @@
 """Writing the built-in dataset to a folder (:func:`generate_dataset`) and reading back the
-configuration it was generated with (:func:`read_config`)."""
+configuration it was generated with (:func:`read_config`).
+
+:func:`check_size` refuses, before anything is allocated or written, a dataset larger than
+``max_gb`` on disk (:data:`MAX_DATASET_GB` unless raised) or whose clips need more than
+:data:`MAX_WORKER_GB` of memory each to render (issue 16, item 4).
+"""
 
 from __future__ import annotations
 
@@ -12,14 +17,29 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from fsve.data.dat import DatWriter
+from fsve.data.dat import DatWriter, frame_bytes
 from fsve.data.manifest import MANIFEST_NAME, SPLITS, read_manifest, write_manifest
 from fsve.data.synth.plan import plan_sample
 from fsve.data.synth.render import spike_chunks
 from fsve.data.synth.spec import CLASSES, CONFIG_NAME, DOMAINS, GENERATOR_VERSION, SynthConfig
 from fsve.io import atomic_write_text
 
-__all__ = ["generate_dataset", "read_config", "sample_path", "sample_seed"]
+__all__ = [
+    "MAX_DATASET_GB",
+    "MAX_WORKER_GB",
+    "check_size",
+    "dataset_bytes",
+    "generate_dataset",
+    "read_config",
+    "render_bytes",
+    "sample_path",
+    "sample_seed",
+]
+
+MAX_DATASET_GB = 20.0  # default cap on the files one call writes (the default set: 0.09 GB)
+MAX_WORKER_GB = 4.0  # cap on one clip's render memory: 40 M frames, or ~8000x8000 pixels
+TRAJECTORY_BYTES = 100  # per frame: trajectory arrays (float64 draws and float32 copies)
+PIXEL_BYTES = 64  # per pixel: background draw and one frame's render temporaries
 
 _Job = tuple[Path, SynthConfig, str, int, int]  # folder, config, split, class index, index
 
@@ -39,6 +59,43 @@ def sample_seed(
 def sample_path(split: str, cls_index: int, index: int) -> str:
     """Relative path of a sample in a generated dataset, ``"train/drift_left_0003.dat"``."""
     return f"{split}/{CLASSES[cls_index].key}_{index:04d}.dat"
+
+
+def dataset_bytes(config: SynthConfig) -> int:
+    """Bytes of ``.dat`` files a dataset of ``config`` holds (every split, every class)."""
+    clips = len(CLASSES) * sum(config.per_class(split) for split in SPLITS)
+    return clips * config.frames * frame_bytes(config.height, config.width)
+
+
+def render_bytes(config: SynthConfig) -> int:
+    """Rough peak memory of rendering one clip of ``config`` (one worker), in bytes."""
+    pixels = config.height * config.width
+    return TRAJECTORY_BYTES * config.frames + PIXEL_BYTES * pixels
+
+
+def _gb(n_bytes: float) -> str:
+    gb = n_bytes / 1e9
+    return f"{gb:,.0f}" if gb >= 100 else f"{gb:.3g}"
+
+
+def check_size(config: SynthConfig, max_gb: float = MAX_DATASET_GB) -> None:
+    """Raise a one-line ``ValueError`` with the estimate if ``config`` is too large to make."""
+    if not max_gb > 0:
+        raise ValueError(f"max_gb must be > 0, got {max_gb!r}")
+    size = f"{config.height}x{config.width}"
+    clips = len(CLASSES) * sum(config.per_class(split) for split in SPLITS)
+    total = dataset_bytes(config)
+    if total > max_gb * 1e9:
+        raise ValueError(
+            f"{clips} clips of {config.frames} frames at {size} would write ~{_gb(total)} GB,"
+            f" more than the limit of {max_gb:g} GB (raise it with --max-gb if you mean it)"
+        )
+    work = render_bytes(config)
+    if work > MAX_WORKER_GB * 1e9:
+        raise ValueError(
+            f"rendering one clip of {config.frames} frames at {size} would need ~{_gb(work)} GB"
+            f" of memory, more than {MAX_WORKER_GB:g} GB; use a smaller size or fewer frames"
+        )
 
 
 def _write_sample(job: _Job) -> str:
@@ -105,6 +162,7 @@ def generate_dataset(
     progress: bool = True,
     overwrite: bool = False,
     workers: int = 1,
+    max_gb: float = MAX_DATASET_GB,
 ) -> Path:
     """Write the dataset to ``out_dir`` and return ``out_dir`` as a :class:`~pathlib.Path`.
 
@@ -114,11 +172,13 @@ def generate_dataset(
     at once, unless ``overwrite``; any other configuration is regenerated in place, dropping
     stale sample files. A folder with a manifest that this generator did not write (e.g. real data)
     is never overwritten without ``overwrite=True``. ``workers > 1`` renders in processes;
-    the files are byte-identical whatever the worker count.
+    the files are byte-identical whatever the worker count. A dataset over ``max_gb`` or too
+    large to render is refused first (:func:`check_size`).
     """
     config = config or SynthConfig()
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    check_size(config, max_gb)
     folder = Path(out_dir)
     record = _config_record(config)
     if not overwrite and _is_complete(folder, record):
