@@ -34,32 +34,50 @@ def _function_name(func: Callable) -> str:
 
 
 class Audit(TorchFunctionMode):
-    """Reports torch functions that compute inside modules the collector does not cover."""
+    """Reports torch functions that compute inside modules the collector does not cover.
+
+    The mode is on the torch-function stack only while the innermost running module is not
+    covered (issue 15: the audit of a fully counted model costs a few hooks, not a Python call
+    per torch function); module hooks switch it on and off at module boundaries.
+    """
 
     def __init__(self, collector: Collector) -> None:
         super().__init__()
         self.c = collector
         self.stack: list[nn.Module] = []
         self._handles: list[Any] = []
+        self._active = False
 
     def __enter__(self) -> Audit:
         for module in self.c.model.modules():
             self._handles.append(module.register_forward_pre_hook(self._push))
             self._handles.append(module.register_forward_hook(self._pop))
-        return super().__enter__()
+        self._switch(not self.c.covers(self.c.model))
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        super().__exit__(*exc)
+        self._switch(False)
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        self.stack.clear()
+
+    def _switch(self, on: bool) -> None:
+        """Push the mode on (or pop it off) the torch-function stack."""
+        if on and not self._active:
+            TorchFunctionMode.__enter__(self)
+        elif self._active and not on:
+            TorchFunctionMode.__exit__(self, None, None, None)
+        self._active = on
 
     def _push(self, module: nn.Module, args: tuple) -> None:
         self.stack.append(module)
+        self._switch(not self.c.covers(module))
 
     def _pop(self, module: nn.Module, args: tuple, out: Any) -> None:
         if self.stack and self.stack[-1] is module:
             self.stack.pop()
+        self._switch(not self.c.covers(self.stack[-1] if self.stack else self.c.model))
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
