@@ -116,7 +116,9 @@ class Collector:
     def end_batch(self) -> dict[str, LayerRecord]:
         """Resolve deferred tensor counts (one device sync) and return this batch's records."""
         if self._tensors:
-            values = torch.stack([t.detach().to(torch.float64) for t in self._tensors]).tolist()
+            f64 = torch.float64
+            values = torch.stack([t if t.dtype == f64 else t.to(f64) for t in self._tensors])
+            values = values.tolist()
             for rec, start, stop, fn in self._deferred:
                 for key, v in fn(values[start:stop]).items():
                     rec.prims[key] += v
