@@ -12,6 +12,7 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -115,10 +116,11 @@ def layer_energy_pj(
 class EnergyReport:
     """Result of :func:`~energy.profile.profile_model`: ``summary`` (one row per model: ann,
     snn) and ``layers`` (one row per layer and model), both per inference, plus what was not
-    counted."""
+    counted. The two tables are built on first use (issue 15: at batch 1 building them costs
+    about a third of a forward, more than the counting hooks)."""
 
-    summary: pd.DataFrame
-    layers: pd.DataFrame
+    _summary: pd.DataFrame | None
+    _layers: pd.DataFrame | None
     costs: CostModel
     convention: str
     norm: str
@@ -126,6 +128,39 @@ class EnergyReport:
     samples: int
     unknown: list[str] = field(default_factory=list)  # "name (Type): why" lines
     checkpoint_kind: str = ""  # "fsve" or "teacher" when profiled from a checkpoint
+    _tables: Callable[[], tuple[pd.DataFrame, pd.DataFrame]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        if self._summary is None:
+            self._build()
+        return self._summary
+
+    @summary.setter
+    def summary(self, frame: pd.DataFrame) -> None:
+        self._summary = frame
+
+    @property
+    def layers(self) -> pd.DataFrame:
+        if self._layers is None:
+            self._build()
+        return self._layers
+
+    @layers.setter
+    def layers(self, frame: pd.DataFrame) -> None:
+        self._layers = frame
+
+    def _build(self) -> None:
+        if self._tables is None:
+            raise ValueError("this report has no tables")
+        summary, layers = self._tables()
+        self._tables = None
+        if self._summary is None:
+            self._summary = summary
+        if self._layers is None:
+            self._layers = layers
 
     def row(self, model: str) -> pd.Series | None:
         rows = self.summary[self.summary["model"] == model]
@@ -267,7 +302,29 @@ def build_report(
     baseline: str,
     samples: int,
 ) -> EnergyReport:
-    """Tables of a finished profiling run (see :func:`~energy.profile.profile_model`)."""
+    """The report of a finished profiling run (see :func:`~energy.profile.profile_model`); its
+    tables are built on first use."""
+    unknown = _unknown_lines(main) + (_unknown_lines(base_run) if base_run else [])
+    tables = partial(
+        _tables, main, base_run, is_snn, cost, convention, norm, baseline, samples, unknown
+    )
+    return EnergyReport(
+        None, None, cost, convention, norm, baseline, samples, unknown, _tables=tables
+    )
+
+
+def _tables(
+    main: ModelCounts,
+    base_run: ModelCounts | None,
+    is_snn: bool,
+    cost: CostModel,
+    convention: str,
+    norm: str,
+    baseline: str,
+    samples: int,
+    unknown: list[str],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(summary, layers)`` of :func:`build_report`."""
     frames, rows = [], []
     network = main.network
     if is_snn:
@@ -287,7 +344,6 @@ def build_report(
         rows = [_summary_row("ann", network, ann_layers, ann_pb)]
     ann_total = rows[0]["total_j"]
     ann_compute = rows[0]["compute_j"]
-    unknown = _unknown_lines(main) + (_unknown_lines(base_run) if base_run else [])
     for row in rows:
         row["saving_vs_ann"] = 1.0 - row["total_j"] / ann_total if ann_total else float("nan")
         row["compute_saving_vs_ann"] = (
@@ -303,7 +359,7 @@ def build_report(
         )
     summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     layers = pd.concat(frames, ignore_index=True)
-    return EnergyReport(summary, layers, cost, convention, norm, baseline, samples, unknown)
+    return summary, layers
 
 
 def _unknown_lines(run: ModelCounts) -> list[str]:
