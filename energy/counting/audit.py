@@ -6,6 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from torch import nn
+from torch.nn.modules.module import (
+    register_module_forward_hook,
+    register_module_forward_pre_hook,
+)
 from torch.overrides import TorchFunctionMode, resolve_name
 
 from energy.counting.collector import Collector
@@ -38,7 +42,9 @@ class Audit(TorchFunctionMode):
 
     The mode is on the torch-function stack only while the innermost running module is not
     covered (issue 15: the audit of a fully counted model costs a few hooks, not a Python call
-    per torch function); module hooks switch it on and off at module boundaries.
+    per torch function); global module hooks switch it on and off at module boundaries. Enter
+    it after attaching the collector, so that the collector's rules run before the mode comes
+    back on for the parent module.
     """
 
     def __init__(self, collector: Collector) -> None:
@@ -49,9 +55,8 @@ class Audit(TorchFunctionMode):
         self._active = False
 
     def __enter__(self) -> Audit:
-        for module in self.c.model.modules():
-            self._handles.append(module.register_forward_pre_hook(self._push))
-            self._handles.append(module.register_forward_hook(self._pop))
+        self._handles.append(register_module_forward_pre_hook(self._push))
+        self._handles.append(register_module_forward_hook(self._pop))
         self._switch(not self.c.covers(self.c.model))
         return self
 
@@ -71,10 +76,14 @@ class Audit(TorchFunctionMode):
         self._active = on
 
     def _push(self, module: nn.Module, args: tuple) -> None:
+        if id(module) not in self.c.names:  # not a module of this model
+            return
         self.stack.append(module)
         self._switch(not self.c.covers(module))
 
     def _pop(self, module: nn.Module, args: tuple, out: Any) -> None:
+        if id(module) not in self.c.names:
+            return
         if self.stack and self.stack[-1] is module:
             self.stack.pop()
         self._switch(not self.c.covers(self.stack[-1] if self.stack else self.c.model))

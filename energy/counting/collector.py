@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.module import register_module_forward_hook
 
 from energy.counting.fanout import conv_fanout
 from energy.counting.records import LayerRecord, Rule, RuleSpec
@@ -52,6 +53,7 @@ class Collector:
         self._spikes: dict[int, weakref.ref] = {}
         self._fanouts: dict[tuple, torch.Tensor] = {}
         self._handles: list[Any] = []
+        self._rules_of: dict[int, tuple[nn.Module, str, Rule]] = {}  # id -> (module, name, rule)
         self._covered: set[int] = set()  # ids of modules whose own functional ops are counted
         self.names: dict[int, str] = {}
         self.unknown_modules: dict[str, str] = {}  # name -> type of hooked unknown leaves
@@ -69,7 +71,13 @@ class Collector:
         return id(module) in self._covered
 
     def attach(self) -> Collector:
-        """Register the hooks (idempotent); :meth:`detach` removes them."""
+        """Register the hooks (idempotent); :meth:`detach` removes them.
+
+        One global module forward hook dispatches to the rules of this model's modules (one
+        registration instead of one per module; issue 15). It runs before per-module hooks, so
+        an :class:`~energy.counting.Audit` entered after attaching sees the rules run inside
+        their module.
+        """
         if self._handles:
             return self
         opaque_roots: list[str] = []
@@ -83,18 +91,20 @@ class Collector:
                 self._covered.add(id(module))
                 if spec.opaque:
                     opaque_roots.append(name)
-                self._handles.append(module.register_forward_hook(self._hook(name, spec.fn)))
+                self._rules_of[id(module)] = (module, name, spec.fn)
             elif isinstance(module, FREE_TYPES):
                 self._covered.add(id(module))
             elif not any(True for _ in module.children()):
                 self.unknown_modules[name] = type(module).__name__
-                self._handles.append(module.register_forward_hook(self._hook(name, _unknown)))
+                self._rules_of[id(module)] = (module, name, _unknown)
+        self._handles.append(register_module_forward_hook(self._hook))
         return self
 
     def detach(self) -> None:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        self._rules_of.clear()
 
     def __enter__(self) -> Collector:
         return self.attach()
@@ -102,11 +112,10 @@ class Collector:
     def __exit__(self, *exc: object) -> None:
         self.detach()
 
-    def _hook(self, name: str, fn: Rule) -> Callable:
-        def hook(module: nn.Module, args: tuple, out: Any) -> None:
-            fn(self, name, module, args, out)
-
-        return hook
+    def _hook(self, module: nn.Module, args: tuple, out: Any) -> None:
+        entry = self._rules_of.get(id(module))
+        if entry is not None and entry[0] is module:
+            entry[2](self, entry[1], module, args, out)
 
     # -- per batch -----------------------------------------------------------------------------
     def begin_batch(self, batch_size: int) -> None:
