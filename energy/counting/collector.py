@@ -18,7 +18,7 @@ from torch.nn.modules.module import register_module_forward_hook
 from energy.counting.fanout import conv_fanout
 from energy.counting.records import LayerRecord, Rule, RuleSpec
 from energy.counting.table import FREE_TYPES, rule_table
-from energy.counting.tensors import magnitude
+from energy.counting.tensors import integral_
 
 __all__ = ["Collector"]
 
@@ -237,8 +237,9 @@ class Collector:
                 rec, (events, weighted), lambda v: _event_prims(v[0], v[1] * sops_scale, fan_full)
             )
             return
-        ax, is_int = magnitude(x)
+        ax = x.abs()  # a fresh tensor: checked for integers in place once summed
         events, weighted = sops(ax)
+        is_int = integral_(ax)
 
         def resolve(v: list) -> dict:
             return _event_prims(v[0], v[1] * sops_scale, fan_full) if v[2] else dense
