@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.modules.module import register_module_forward_hook
 
-from energy.counting.fanout import conv_fanout
+from energy.counting.fanout import shared_fanout
 from energy.counting.records import LayerRecord, Rule, RuleSpec
 from energy.counting.table import FREE_TYPES, rule_table
 from energy.counting.tensors import integral_
@@ -174,7 +174,7 @@ class Collector:
     def fanout(self, key: tuple, device: torch.device) -> torch.Tensor:
         fan = self._fanouts.get((key, device))
         if fan is None:
-            fan = self._fanouts[(key, device)] = conv_fanout(*key).to(device)
+            fan = self._fanouts[(key, device)] = shared_fanout(*key).to(device)
         return fan
 
     # -- shared counting helpers ---------------------------------------------------------------
