@@ -37,6 +37,23 @@ def _function_name(func: Callable) -> str:
         return getattr(func, "__name__", repr(func))
 
 
+_NAMES: dict[Callable, str | None] = {}  # func -> its name, None if it computes nothing
+
+
+def _counted_name(func: Callable) -> str | None:
+    """The name of ``func`` if it computes, else None (cached: resolving names is slow)."""
+    try:
+        return _NAMES[func]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable callable
+        full = _function_name(func)
+        return None if full.rsplit(".", 1)[-1] in _FREE_FUNCTIONS else full
+    full = _function_name(func)
+    name = _NAMES[func] = None if full.rsplit(".", 1)[-1] in _FREE_FUNCTIONS else full
+    return name
+
+
 class Audit(TorchFunctionMode):
     """Reports torch functions that compute inside modules the collector does not cover.
 
@@ -92,7 +109,7 @@ class Audit(TorchFunctionMode):
         kwargs = kwargs or {}
         top = self.stack[-1] if self.stack else self.c.model
         if not self.c.covers(top):
-            full = _function_name(func)
-            if full.rsplit(".", 1)[-1] not in _FREE_FUNCTIONS:
+            full = _counted_name(func)
+            if full is not None:
                 self.c.unknown_functional[(self.c.names.get(id(top), "?"), full)] += 1
         return func(*args, **kwargs)

@@ -172,10 +172,20 @@ class Collector:
         return max(numel / (self.batch * self.time_steps), 1.0)
 
     def fanout(self, key: tuple, device: torch.device) -> torch.Tensor:
+        """:func:`~energy.counting.conv_fanout` of the geometry ``key`` on ``device`` (cached)."""
         fan = self._fanouts.get((key, device))
         if fan is None:
             fan = self._fanouts[(key, device)] = shared_fanout(*key).to(device)
         return fan
+
+    def ones_fanout(self, key: tuple, device: torch.device) -> torch.Tensor:
+        """``[2, prod(S)]`` float64: ones, then the flattened fan-out (one product gives the
+        events and the SOPs of an occupancy map)."""
+        pair = self._fanouts.get((key, device, 2))
+        if pair is None:
+            fan = self.fanout(key, device).reshape(-1)
+            pair = self._fanouts[(key, device, 2)] = torch.stack((torch.ones_like(fan), fan))
+        return pair
 
     # -- shared counting helpers ---------------------------------------------------------------
     def synapse(
