@@ -15,13 +15,15 @@ it (median over the interleaved rounds of the per-round ratio, with its 25-75% s
 - ``hooks``: the counting hooks alone (attach, forward, end-of-batch resolution, detach);
 - ``SJ``: SpikingJelly 2.0 ``DispatchCounterMode([SynOpCounter(), MACCounter(), ACCounter()])``.
 
-All six take turns in each round, so load from other processes hits them alike. It also checks
-that our SOP total equals SpikingJelly's SynOps. Target: ``profile`` <= 1.3x at batch 1.
+All six run in each round, in a shuffled order, so that load from other processes and the cache
+state left by the previous call hit them alike. It also checks that our SOP total equals
+SpikingJelly's SynOps. Target: ``profile`` <= 1.3x at batch 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -113,10 +115,13 @@ def bench(
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     sops: dict[str, float] = {}
+    rng = random.Random(0)
     for _ in range(repeats):
-        for name, fn in fns.items():
+        order = list(fns)
+        rng.shuffle(order)  # no variant always runs after the same one (cache state)
+        for name in order:
             t0 = clock()
-            out = fn()
+            out = fns[name]()
             times[name].append(clock() - t0)
             if isinstance(out, float):
                 sops[name] = out
