@@ -56,6 +56,7 @@ class Collector:
         self._rules_of: dict[int, tuple[nn.Module, str, Rule]] = {}  # id -> (module, name, rule)
         self._covered: set[int] = set()  # ids of modules whose own functional ops are counted
         self.names: dict[int, str] = {}
+        self.modules: list[nn.Module] = []  # the model's modules at the last attach
         self.unknown_modules: dict[str, str] = {}  # name -> type of hooked unknown leaves
 
     # -- setup ---------------------------------------------------------------------------------
@@ -81,8 +82,10 @@ class Collector:
         if self._handles:
             return self
         opaque_roots: list[str] = []
+        self.modules.clear()
         for name, module in self.model.named_modules():
             self.names[id(module)] = name
+            self.modules.append(module)
             if any(root == "" or name.startswith(root + ".") for root in opaque_roots):
                 self._covered.add(id(module))
                 continue

@@ -122,7 +122,7 @@ class _Run:
     batches: list[tuple[int, dict[str, LayerRecord]]] = field(default_factory=list)
 
     def step(self, x: torch.Tensor, batch: int, audit: bool) -> None:
-        _reset_states(self.model)
+        _reset_states(self.collector.modules)
         self.collector.begin_batch(batch)
         with Audit(self.collector) if audit else nullcontext():
             out = self.forward(x)
@@ -151,13 +151,13 @@ def _is_snn(model: nn.Module) -> bool:
     return any(isinstance(m, neuron_types) for m in model.modules())
 
 
-def _reset_states(model: nn.Module) -> None:
+def _reset_states(modules: Iterable[nn.Module]) -> None:
     """Reset SpikingJelly memory modules (stateful neurons) before each batch."""
     if "spikingjelly.activation_based.base" not in sys.modules:
         return
     from spikingjelly.activation_based.base import MemoryModule
 
-    for m in model.modules():
+    for m in modules:
         if isinstance(m, MemoryModule):
             m.reset()
 
