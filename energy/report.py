@@ -276,8 +276,8 @@ def _summary_row(
     label: str, network: str, layers: pd.DataFrame, per_batch: np.ndarray
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"model": label, "network": network}
-    for col in (*COUNT_COLUMNS, "mem_reads", "mem_writes", "compute_j", "neuron_j", "memory_j"):
-        row[col] = float(layers[col].sum())
+    cols = [*COUNT_COLUMNS, "mem_reads", "mem_writes", "compute_j", "neuron_j", "memory_j"]
+    row.update((col, float(v)) for col, v in layers[cols].sum().items())  # one pass, not 24
     row["total_j"] = row["compute_j"] + row["neuron_j"] + row["memory_j"]
     row["memory_share"] = row["memory_j"] / row["total_j"] if row["total_j"] else float("nan")
     row["ops"] = row["sops"] + row["macs"] + row["adds"] + row["other_ops"]
