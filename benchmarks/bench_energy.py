@@ -1,19 +1,32 @@
-"""Profiling overhead of energy counting: ours vs SpikingJelly's ``op_counter`` on the same FSVE.
+"""Profiling overhead of the public ``profile_model`` vs SpikingJelly's ``op_counter`` (issue 15).
 
-Usage: ``python benchmarks/bench_energy.py [--threads N] [--repeats R] [--batch-sizes 1 4]``.
-For the FSVE ``tiny`` preset (untrained, its normalisation calibrated on the inputs so that it
-spikes) prints, per batch size, the median wall time of a plain forward and the ratio
-time / plain-forward time of
+Usage: ``python benchmarks/bench_energy.py [--threads 1] [--repeats 31] [--batch-sizes 1]
+[--data data/synth] [--clock wall|cpu]``. On the FSVE ``tiny`` preset (untrained, its
+normalisation calibrated on the inputs so that it spikes) prints, per batch size, the median
+time of a plain forward (``model.encode_video(x)`` under ``torch.no_grad()``) and, as ratios to
+it (median over the interleaved rounds of the per-round ratio, with its 25-75% spread):
 
-- ours: a forward with our counting hooks attached, plus the end-of-batch resolution;
-- SpikingJelly 2.0 ``DispatchCounterMode([SynOpCounter(), MACCounter(), ACCounter()])``;
+- ``profile``: ``energy.profile.profile_model(model, x)`` with default arguments, the public
+  call as a user makes it (collector setup, the audit of the first batch, the counting, the
+  report object);
+- ``+ tables``: the same, then reading ``report.layers`` and ``report.row("snn")`` (the
+  report builds its tables on first use);
+- ``no audit``: the same with ``audit=False``;
+- ``hooks``: the counting hooks alone (attach, forward, end-of-batch resolution, detach);
+- ``SJ``: SpikingJelly 2.0 ``DispatchCounterMode([SynOpCounter(), MACCounter(), ACCounter()])``.
 
-measured interleaved in the same run, and the SOP totals both report. Target: ours <= 1.5x.
+All six run in each round, in a shuffled order, so that load from other processes and the cache
+state left by the previous call hit them alike. It also checks that our SOP total equals
+SpikingJelly's SynOps. Target: ``profile`` <= 1.3x at batch 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -23,16 +36,17 @@ from spikingjelly.activation_based.op_counter import (
     MACCounter,
     SynOpCounter,
 )
-from timing import interleaved_median_ms
 
 from energy.counting import Collector
+from energy.profile import profile_model
 from fsve.models.student import FSVE, calibrate_statistics, fsve_config
 
+VARIANTS = ("plain", "profile", "+ tables", "no audit", "hooks", "SJ")
 
-def _inputs(model: FSVE, batch: int) -> torch.Tensor:
+
+def _inputs(model: FSVE, batch: int, root: Path) -> torch.Tensor:
     """Clips of the built-in test split if present, else random spikes at the same rate."""
     cfg = model.cfg
-    root = Path("data/synth")
     if (root / "manifest.csv").is_file():
         from fsve.data.dataset import SpikeDataset, collate
 
@@ -44,20 +58,27 @@ def _inputs(model: FSVE, batch: int) -> torch.Tensor:
     return torch.rand(shape, generator=g) < 0.06
 
 
-def bench(batch: int, warmup: int, repeats: int) -> dict[str, float]:
-    torch.manual_seed(0)
-    model = FSVE(fsve_config("tiny"))
-    x = _inputs(model, batch)
-    calibrate_statistics(model, x)
+def _variants(model: FSVE, x: torch.Tensor) -> dict[str, Callable[[], object]]:
+    """The timed calls; each returns its SOP total (per batch) or None."""
+    batch = x.shape[0]
     collector = Collector(model, time_steps=model.cfg.num_blocks)
-    sj_counters: list = []
-    ours_sops: list[float] = []
 
     def plain() -> None:
         with torch.no_grad():
             model.encode_video(x)
 
-    def ours() -> None:
+    def profile() -> object:
+        return profile_model(model, x)
+
+    def with_tables() -> float:
+        report = profile_model(model, x)
+        _ = report.layers
+        return float(report.row("snn")["sops"]) * batch
+
+    def no_audit() -> object:
+        return profile_model(model, x, audit=False)
+
+    def hooks() -> float:
         collector.attach()
         try:
             with torch.no_grad():
@@ -66,40 +87,85 @@ def bench(batch: int, warmup: int, repeats: int) -> dict[str, float]:
                 records = collector.end_batch()
         finally:
             collector.detach()
-        ours_sops.append(sum(r.prims.get("sops", 0.0) for r in records.values()))
+        return sum(r.prims.get("sops", 0.0) for r in records.values())
 
-    def spikingjelly() -> None:
+    def spikingjelly() -> float:
         counters = [SynOpCounter(), MACCounter(), ACCounter()]
         with torch.no_grad(), DispatchCounterMode(counters):
             model.encode_video(x)
-        sj_counters.append(counters[0].get_total())
+        return float(counters[0].get_total())
 
-    ms = interleaved_median_ms(
-        {"plain": plain, "ours": ours, "spikingjelly": spikingjelly}, warmup, repeats
-    )
-    return {**ms, "ours_sops": ours_sops[-1], "sj_synops": sj_counters[-1]}
+    fns = (plain, profile, with_tables, no_audit, hooks, spikingjelly)
+    return dict(zip(VARIANTS, fns, strict=True))
+
+
+def bench(
+    batch: int, warmup: int, repeats: int, data: Path, clock: Callable[[], float]
+) -> dict[str, object]:
+    """Median ms of the plain forward; per variant the median and quartiles of its ratio to
+    the plain forward of the same round; the SOP totals of the last round."""
+    torch.manual_seed(0)
+    model = FSVE(fsve_config("tiny"))
+    x = _inputs(model, batch, data)
+    calibrate_statistics(model, x)
+    model.eval()
+    fns = _variants(model, x)
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    sops: dict[str, float] = {}
+    rng = random.Random(0)
+    for _ in range(repeats):
+        order = list(fns)
+        rng.shuffle(order)  # no variant always runs after the same one (cache state)
+        for name in order:
+            t0 = clock()
+            out = fns[name]()
+            times[name].append(clock() - t0)
+            if isinstance(out, float):
+                sops[name] = out
+    ratios = {}
+    for name in VARIANTS[1:]:
+        r = [t / p for t, p in zip(times[name], times["plain"], strict=True)]
+        q = statistics.quantiles(r, n=4)
+        ratios[name] = (statistics.median(r), q[0], q[2])
+    return {"plain_ms": 1e3 * statistics.median(times["plain"]), "ratios": ratios, "sops": sops}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1)")
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    print(f"FSVE tiny, CPU, {args.threads} thread(s), median of {args.repeats} (interleaved)")
-    head = (
-        f"{'batch':>5} {'plain ms':>9} {'ours ms':>9} {'ours x':>7} {'SJ ms':>9} {'SJ x':>7}"
-        f" {'our SOPs':>12} {'SJ SynOps':>12}"
+    parser.add_argument("--repeats", type=int, default=31)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1])
+    parser.add_argument("--data", type=Path, default=Path("data/synth"))
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall time, or this process's CPU time (steadier on a shared machine; one thread)",
     )
-    print(head)
+    args = parser.parse_args(argv)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    torch.set_num_threads(args.threads)
+    print(
+        f"FSVE tiny, CPU, {args.threads} thread(s), {args.clock} time, {args.repeats} interleaved "
+        "rounds; "
+        "ratio to the plain forward: median [25%-75%]"
+    )
+    print(f"{'batch':>5} {'plain ms':>9}" + "".join(f" {v:>18}" for v in VARIANTS[1:]))
     for batch in args.batch_sizes:
-        r = bench(batch, args.warmup, args.repeats)
+        r = bench(batch, args.warmup, args.repeats, args.data, clock)
+        cells = "".join(
+            f" {f'{m:.2f} [{lo:.2f}-{hi:.2f}]':>18}" for m, lo, hi in r["ratios"].values()
+        )
+        print(f"{batch:>5} {r['plain_ms']:>9.1f}{cells}")
+        s = r["sops"]
+        same = "equal" if s["+ tables"] == s["hooks"] == s["SJ"] else "DIFFERENT"
         print(
-            f"{batch:>5} {r['plain']:>9.1f} {r['ours']:>9.1f} {r['ours'] / r['plain']:>7.2f}"
-            f" {r['spikingjelly']:>9.1f} {r['spikingjelly'] / r['plain']:>7.2f}"
-            f" {r['ours_sops']:>12.0f} {r['sj_synops']:>12.0f}"
+            f"      SOPs: profile {s['+ tables']:.0f}, hooks {s['hooks']:.0f}, "
+            f"SJ SynOps {s['SJ']:.0f} ({same})"
         )
     return 0
 

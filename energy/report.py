@@ -13,6 +13,7 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -99,10 +100,11 @@ SUMMARY_COLUMNS = (
 class EnergyReport:
     """Result of :func:`~energy.profile.profile_model`: ``summary`` (one row per model: ann,
     snn) and ``layers`` (one row per layer and model), both per inference, plus what was not
-    counted."""
+    counted. The two tables are built on first use (issue 15: at batch 1 building them costs
+    about a third of a forward, more than the counting hooks)."""
 
-    summary: pd.DataFrame
-    layers: pd.DataFrame
+    _summary: pd.DataFrame | None
+    _layers: pd.DataFrame | None
     costs: CostModel
     convention: str
     norm: str
@@ -112,8 +114,54 @@ class EnergyReport:
     unknown_spiking: list[str] = field(default_factory=list)  # spiking modules not counted
     checkpoint_kind: str = ""  # "fsve" or "teacher" when profiled from a checkpoint
     time_steps: int | None = None  # T per sample if known (sizes memories); counts cover all
-    break_even: BreakEven | None = None  # of the SNN row against the ANN row
     side_by_side: pd.DataFrame | None = None  # every convention's totals (with ``sdt``)
+    _break_even: BreakEven | None = field(default=None, repr=False, compare=False)
+    _tables: Callable[[], tuple[pd.DataFrame, pd.DataFrame, BreakEven | None]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        if self._summary is None:
+            self._build()
+        return self._summary
+
+    @summary.setter
+    def summary(self, frame: pd.DataFrame) -> None:
+        self._summary = frame
+
+    @property
+    def layers(self) -> pd.DataFrame:
+        if self._layers is None:
+            self._build()
+        return self._layers
+
+    @layers.setter
+    def layers(self, frame: pd.DataFrame) -> None:
+        self._layers = frame
+
+    @property
+    def break_even(self) -> BreakEven | None:
+        """The SNN row's break-even firing rate against the ANN row (None for an ANN)."""
+        if self._tables is not None:
+            self._build()
+        return self._break_even
+
+    @break_even.setter
+    def break_even(self, value: BreakEven | None) -> None:
+        self._break_even = value
+
+    def _build(self) -> None:
+        if self._tables is None:
+            raise ValueError("this report has no tables")
+        summary, layers, break_even = self._tables()
+        self._tables = None
+        if self._summary is None:
+            self._summary = summary
+        if self._layers is None:
+            self._layers = layers
+        if self._break_even is None:
+            self._break_even = break_even
 
     def row(self, model: str) -> pd.Series | None:
         rows = self.summary[self.summary["model"] == model]
@@ -244,8 +292,8 @@ def _summary_row(
     label: str, network: str, layers: pd.DataFrame, per_batch: np.ndarray
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"model": label, "network": network}
-    for col in (*COUNT_COLUMNS, "mem_reads", "mem_writes", "compute_j", "neuron_j", "memory_j"):
-        row[col] = float(layers[col].sum())
+    cols = [*COUNT_COLUMNS, "mem_reads", "mem_writes", "compute_j", "neuron_j", "memory_j"]
+    row.update((col, float(v)) for col, v in layers[cols].sum().items())  # one pass, not 24
     row["total_j"] = row["compute_j"] + row["neuron_j"] + row["memory_j"]
     row["memory_share"] = row["memory_j"] / row["total_j"] if row["total_j"] else float("nan")
     row["ops"] = row["sops"] + row["macs"] + row["adds"] + row["other_ops"]
@@ -272,10 +320,41 @@ def build_report(
     *,
     time_steps: int | None = None,
 ) -> EnergyReport:
-    """Tables of a finished profiling run (see :func:`~energy.profile.profile_model`).
+    """The report of a finished profiling run (see :func:`~energy.profile.profile_model`); its
+    tables are built on first use.
 
     An SNN report carries its break-even rate (``break_even``, column ``break_even_rate``); an
     ``sdt`` report also the totals under every convention (``side_by_side``)."""
+    unknown = _unknown_lines(main) + (_unknown_lines(base_run) if base_run else [])
+    spiking = [u for u in unknown if _SPIKING_MARK in u]
+    tables = partial(
+        _tables, main, base_run, is_snn, cost, convention, norm, baseline, samples, unknown, spiking
+    )
+    report = EnergyReport(
+        None, None, cost, convention, norm, baseline, samples, unknown, spiking, _tables=tables
+    )
+    report.time_steps = None if time_steps is None else int(time_steps)
+    if convention == "sdt":
+        report.side_by_side = side_by_side(main, base_run, is_snn, cost, norm)
+    return report
+
+
+_SPIKING_MARK = "SPIKING, its neurons and spikes NOT counted: no counting rule"
+
+
+def _tables(
+    main: ModelCounts,
+    base_run: ModelCounts | None,
+    is_snn: bool,
+    cost: CostModel,
+    convention: str,
+    norm: str,
+    baseline: str,
+    samples: int,
+    unknown: list[str],
+    spiking: list[str],
+) -> tuple[pd.DataFrame, pd.DataFrame, BreakEven | None]:
+    """``(summary, layers, break_even)`` of :func:`build_report`."""
     frames, rows = [], []
     network = main.network
     if is_snn:
@@ -298,8 +377,6 @@ def build_report(
         break_even = break_even_of(main, cost, convention, norm, rows[1], rows[0]["total_j"])
     ann_total = rows[0]["total_j"]
     ann_compute = rows[0]["compute_j"]
-    unknown = _unknown_lines(main) + (_unknown_lines(base_run) if base_run else [])
-    spiking = [u for u in unknown if _SPIKING_MARK in u]
     for row in rows:
         row["saving_vs_ann"] = 1.0 - row["total_j"] / ann_total if ann_total else float("nan")
         row["compute_saving_vs_ann"] = (
@@ -318,17 +395,7 @@ def build_report(
         row["break_even_rate"] = break_even.rate if is_main else float("nan")
     summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     layers = pd.concat(frames, ignore_index=True)
-    report = EnergyReport(
-        summary, layers, cost, convention, norm, baseline, samples, unknown, spiking
-    )
-    report.time_steps = None if time_steps is None else int(time_steps)
-    report.break_even = break_even
-    if convention == "sdt":
-        report.side_by_side = side_by_side(main, base_run, is_snn, cost, norm)
-    return report
-
-
-_SPIKING_MARK = "SPIKING, its neurons and spikes NOT counted: no counting rule"
+    return summary, layers, break_even
 
 
 def _unknown_lines(run: ModelCounts) -> list[str]:

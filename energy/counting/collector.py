@@ -13,12 +13,13 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.module import register_module_forward_hook
 
-from energy.counting.fanout import conv_fanout
+from energy.counting.fanout import shared_fanout
 from energy.counting.frameworks import framework_free_types, looks_spiking, unknown_spiking
 from energy.counting.records import LayerRecord, Rule, RuleSpec
 from energy.counting.table import FREE_TYPES, rule_table
-from energy.counting.tensors import magnitude
+from energy.counting.tensors import integral_
 
 __all__ = ["Collector"]
 
@@ -53,8 +54,10 @@ class Collector:
         self._spikes: dict[int, weakref.ref] = {}
         self._fanouts: dict[tuple, torch.Tensor] = {}
         self._handles: list[Any] = []
+        self._rules_of: dict[int, tuple[nn.Module, str, Rule]] = {}  # id -> (module, name, rule)
         self._covered: set[int] = set()  # ids of modules whose own functional ops are counted
         self.names: dict[int, str] = {}
+        self.modules: list[nn.Module] = []  # the model's modules at the last attach
         self.unknown_modules: dict[str, str] = {}  # name -> type of hooked unknown leaves
         # name -> (samples, input shape, framework) a framework neuron saw in its last call
         self.neuron_batches: dict[str, tuple[int, tuple[int, ...], str]] = {}
@@ -73,12 +76,20 @@ class Collector:
         return id(module) in self._covered
 
     def attach(self) -> Collector:
-        """Register the hooks (idempotent); :meth:`detach` removes them."""
+        """Register the hooks (idempotent); :meth:`detach` removes them.
+
+        One global module forward hook dispatches to the rules of this model's modules (one
+        registration instead of one per module; issue 15). It runs before per-module hooks, so
+        an :class:`~energy.counting.Audit` entered after attaching sees the rules run inside
+        their module.
+        """
         if self._handles:
             return self
         opaque_roots: list[str] = []
+        self.modules.clear()
         for name, module in self.model.named_modules():
             self.names[id(module)] = name
+            self.modules.append(module)
             if any(root == "" or name.startswith(root + ".") for root in opaque_roots):
                 self._covered.add(id(module))
                 continue
@@ -87,19 +98,21 @@ class Collector:
                 self._covered.add(id(module))
                 if spec.opaque:
                     opaque_roots.append(name)
-                self._handles.append(module.register_forward_hook(self._hook(name, spec.fn)))
+                self._rules_of[id(module)] = (module, name, spec.fn)
             elif isinstance(module, self._free):
                 self._covered.add(id(module))
             elif not any(True for _ in module.children()):
                 self.unknown_modules[name] = type(module).__name__
                 rule = unknown_spiking if looks_spiking(module) else _unknown
-                self._handles.append(module.register_forward_hook(self._hook(name, rule)))
+                self._rules_of[id(module)] = (module, name, rule)
+        self._handles.append(register_module_forward_hook(self._hook))
         return self
 
     def detach(self) -> None:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        self._rules_of.clear()
 
     def __enter__(self) -> Collector:
         return self.attach()
@@ -107,11 +120,10 @@ class Collector:
     def __exit__(self, *exc: object) -> None:
         self.detach()
 
-    def _hook(self, name: str, fn: Rule) -> Callable:
-        def hook(module: nn.Module, args: tuple, out: Any) -> None:
-            fn(self, name, module, args, out)
-
-        return hook
+    def _hook(self, module: nn.Module, args: tuple, out: Any) -> None:
+        entry = self._rules_of.get(id(module))
+        if entry is not None and entry[0] is module:
+            entry[2](self, entry[1], module, args, out)
 
     # -- per batch -----------------------------------------------------------------------------
     def begin_batch(self, batch_size: int) -> None:
@@ -122,7 +134,9 @@ class Collector:
     def end_batch(self) -> dict[str, LayerRecord]:
         """Resolve deferred tensor counts (one device sync) and return this batch's records."""
         if self._tensors:
-            values = torch.stack([t.detach().to(torch.float64) for t in self._tensors]).tolist()
+            f64 = torch.float64
+            values = torch.stack([t if t.dtype == f64 else t.to(f64) for t in self._tensors])
+            values = values.tolist()
             for rec, start, stop, fn in self._deferred:
                 for key, v in fn(values[start:stop]).items():
                     rec.prims[key] += v
@@ -167,10 +181,20 @@ class Collector:
         return max(numel / (self.batch * self.time_steps), 1.0)
 
     def fanout(self, key: tuple, device: torch.device) -> torch.Tensor:
+        """:func:`~energy.counting.conv_fanout` of the geometry ``key`` on ``device`` (cached)."""
         fan = self._fanouts.get((key, device))
         if fan is None:
-            fan = self._fanouts[(key, device)] = conv_fanout(*key).to(device)
+            fan = self._fanouts[(key, device)] = shared_fanout(*key).to(device)
         return fan
+
+    def ones_fanout(self, key: tuple, device: torch.device) -> torch.Tensor:
+        """``[2, prod(S)]`` float64: ones, then the flattened fan-out (one product gives the
+        events and the SOPs of an occupancy map)."""
+        pair = self._fanouts.get((key, device, 2))
+        if pair is None:
+            fan = self.fanout(key, device).reshape(-1)
+            pair = self._fanouts[(key, device, 2)] = torch.stack((torch.ones_like(fan), fan))
+        return pair
 
     # -- shared counting helpers ---------------------------------------------------------------
     def synapse(
@@ -232,8 +256,9 @@ class Collector:
                 rec, (events, weighted), lambda v: _event_prims(v[0], v[1] * sops_scale, fan_full)
             )
             return
-        ax, is_int = magnitude(x)
+        ax = x.abs()  # a fresh tensor: checked for integers in place once summed
         events, weighted = sops(ax)
+        is_int = integral_(ax)
 
         def resolve(v: list) -> dict:
             return _event_prims(v[0], v[1] * sops_scale, fan_full) if v[2] else dense

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
-__all__ = ["conv_fanout", "conv_pads"]
+__all__ = ["conv_fanout", "conv_pads", "shared_fanout"]
 
 
 def _fanout_1d(n_in: int, n_out: int, k: int, stride: int, pad_left: int, dilation: int) -> list:
@@ -30,8 +32,27 @@ def conv_fanout(
     """``fanout[*S]`` (float64): output positions x taps reached by each input position.
 
     Equals ``conv_transpose(ones(out_size), ones(kernel))`` cropped to ``in_size``; zero padding
-    on the left by ``pad_left`` (right padding only shows in ``out_size``).
+    on the left by ``pad_left`` (right padding only shows in ``out_size``). A fresh tensor;
+    :func:`shared_fanout` caches it per geometry.
     """
+    return _fanout(in_size, out_size, kernel, stride, pad_left, dilation).clone()
+
+
+@functools.lru_cache(maxsize=512)
+def shared_fanout(*key: tuple[int, ...]) -> torch.Tensor:
+    """:func:`conv_fanout` on the CPU, built once per geometry per process (issue 15: every
+    ``profile_model`` call used to rebuild it in Python loops). Read it, never write it."""
+    return _fanout(*key)
+
+
+def _fanout(
+    in_size: tuple[int, ...],
+    out_size: tuple[int, ...],
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    pad_left: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> torch.Tensor:
     maps = [
         torch.tensor(_fanout_1d(n, o, k, s, p, d), dtype=torch.float64)
         for n, o, k, s, p, d in zip(

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -301,8 +301,9 @@ def declared_layouts(model: nn.Module) -> list[Layout]:
     return list(found.values())
 
 
-def reset_states(model: nn.Module) -> None:
-    """Reset the state the frameworks keep in their modules (before each batch).
+def reset_states(modules: Iterable[nn.Module]) -> None:
+    """Reset the state the frameworks keep in ``modules`` (a model's ``modules()``; before each
+    batch).
 
     SpikingJelly memory modules ``reset()``, snnTorch neurons ``reset_mem()`` (kept even with
     ``init_hidden=False``), Sinabs ``reset_states()``; Norse modules keep no state.
@@ -322,7 +323,7 @@ def reset_states(model: nn.Module) -> None:
         types.append((sl.StatefulLayer, "reset_states"))
     if not types:
         return
-    for m in model.modules():
+    for m in modules:
         for cls, method in types:
             if isinstance(m, cls) and hasattr(m, method) and _has_state(m):
                 getattr(m, method)()

@@ -42,9 +42,10 @@ def conv(c: Collector, name: str, m: nn.modules.conv._ConvNd, args: tuple, out: 
     key = (tuple(x.shape[2:]), out_sp, kernel, tuple(m.stride), pads, tuple(m.dilation))
 
     def sops(ax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        fan = c.fanout(key, ax.device)
-        occupancy = ax.sum(dim=(0, 1)).to(torch.float64)  # [*S]: input events per position
-        return occupancy.sum(), (occupancy * fan).sum()
+        ones_fan = c.ones_fanout(key, ax.device)  # [2, prod(S)]
+        occupancy = ax.sum(dim=(0, 1)).to(torch.float64).reshape(-1)  # input events per position
+        events, weighted = (ones_fan @ occupancy).unbind()  # exact: integers in float64
+        return events, weighted
 
     c.synapse(
         name,

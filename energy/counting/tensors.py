@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["exact_sum", "magnitude"]
+__all__ = ["exact_sum", "integral_", "magnitude"]
 
 _CHUNK = 1 << 16
 
@@ -20,15 +20,24 @@ def exact_sum(t: torch.Tensor) -> torch.Tensor:
     k = n // _CHUNK
     if k == 0:
         return flat.sum().to(torch.float64)
+    chunk = n & -n  # the largest power of two dividing n: one reduction when it is large
+    if chunk >= 1024:
+        chunk = min(chunk, _CHUNK)
+        return flat.view(n // chunk, chunk).sum(1).to(torch.float64).sum()
     total = flat[: k * _CHUNK].view(k, _CHUNK).sum(1).to(torch.float64).sum()
     if n > k * _CHUNK:
         total = total + flat[k * _CHUNK :].sum().to(torch.float64)
     return total
 
 
+def integral_(t: torch.Tensor) -> torch.Tensor:
+    """Whether ``t`` is integer-valued, as a 0-d bool tensor (no sync). Overwrites ``t`` with its
+    fractional part: pass a temporary (saves a pass and an allocation on large inputs)."""
+    return torch.count_nonzero(t.frac_()) == 0
+
+
 def magnitude(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(|x|, x is integer-valued)`` for an input of unknown kind (one host sync for the sign)."""
-    lo = torch.aminmax(x).min
-    ax = x if bool(lo >= 0) else x.abs()
+    """``(|x|, x is integer-valued)`` for an input of unknown kind (no host sync)."""
+    ax = x.abs()  # one pass, cheaper than a min reduction and a sync for the sign
     is_int = torch.count_nonzero(torch.frac(x)) == 0
     return ax, is_int

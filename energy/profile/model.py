@@ -191,7 +191,7 @@ class _Run:
     batches: list[tuple[int, dict[str, LayerRecord]]] = field(default_factory=list)
 
     def step(self, x: torch.Tensor, batch: int, audit: bool) -> None:
-        _reset_states(self.model)
+        _reset_states(self.collector.modules)
         self.collector.begin_batch(batch)
         with Audit(self.collector) if audit else nullcontext():
             out = self.forward(x)
@@ -216,9 +216,9 @@ def _is_snn(model: nn.Module) -> bool:
     return any(isinstance(m, neuron_types) for m in model.modules())
 
 
-def _reset_states(model: nn.Module) -> None:
+def _reset_states(modules: Iterable[nn.Module]) -> None:
     """Reset the neuron state frameworks keep in modules, before each batch."""
-    reset_states(model)
+    reset_states(modules)
 
 
 def _batches(inputs: Any) -> Iterable[Any]:
