@@ -80,7 +80,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         need = render_bytes(config) / 1e9
         raise ValueError(
             f"{args.out}: out of memory rendering clips of {args.frames} frames at {h}x{w}"
-            f" (~{need:.3g} GB per worker); use a smaller --size, fewer --frames or --workers 1"
+            f" (~{need:.3g} GB per worker); use a smaller --size, fewer --frames or fewer --workers"
         ) from None
     print(f"dataset in {args.out}")
     return 0
