@@ -47,7 +47,7 @@ def read_nir(path: str | os.PathLike) -> nir.NIRGraph:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such NIR file")
     if not h5py.is_hdf5(path):
-        raise ValueError(f"{path}: not a NIR graph (not an HDF5 file)")
+        raise ValueError(f"{path}: not a readable NIR graph (not an HDF5 file)")
     try:
         with h5py.File(path, "r") as f:
             unknown = [(name, kind) for name, kind in _node_types(f) if kind not in _NIR_TYPES]

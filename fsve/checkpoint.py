@@ -116,14 +116,20 @@ def load_checkpoint(
     return ckpt
 
 
-def _read(path: Path, map_location: str | torch.device, what: str = "fsve checkpoint") -> Any:
+def _read(
+    path: Path,
+    map_location: str | torch.device,
+    what: str = "fsve checkpoint",
+    short: str = "checkpoint",
+) -> Any:
     """``torch.load(path, weights_only=True)`` with every failure as one :class:`CheckpointError`
-    that names the file (a ``what``) and never suggests turning the safety off."""
+    that names the file (a ``what``, for short a ``short``) and never suggests turning the
+    safety off."""
     try:
         with open(path, "rb") as f:
             head = f.read(8)
     except OSError as err:
-        raise CheckpointError(f"{path}: cannot read the {what} ({err.strerror})") from None
+        raise CheckpointError(f"{path}: cannot read the {short} ({err.strerror})") from None
     if not head:
         raise CheckpointError(f"{path}: not an {what} (the file is empty)")
     if head.startswith(HDF5_MAGIC):
@@ -151,7 +157,7 @@ def _read(path: Path, map_location: str | torch.device, what: str = "fsve checkp
         reason = _torch_reason(err)
         if zipped:
             raise CheckpointError(
-                f"{path}: not a readable {what}, truncated or corrupt ({reason})"
+                f"{path}: not a readable {short}, truncated or corrupt ({reason})"
             ) from None
         raise CheckpointError(f"{path}: not an {what} ({reason})") from None
 
@@ -163,7 +169,7 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such {what}")
-    return _read(path, "cpu", what)
+    return _read(path, "cpu", what, what)
 
 
 def _torch_reason(err: BaseException) -> str:

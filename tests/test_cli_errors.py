@@ -180,7 +180,7 @@ CASES = [
         (
             f"{cmd}-not-hdf5",
             [cmd, "{d}/nothdf5.nir", "--input", "{d}/x.npy", *extra],
-            "nothdf5.nir: not a NIR graph (not an HDF5 file)",
+            "nothdf5.nir: not a readable NIR graph (not an HDF5 file)",
             None,
         )
         for cmd, extra in (
