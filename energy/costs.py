@@ -221,7 +221,7 @@ def load_costs(spec: str | os.PathLike | CostModel) -> CostModel:
         raise ValueError(f"{path}: no such cost file")
     data = _read_file(path)
     base_name = data.pop("base", "paper")
-    if base_name not in PRESETS:
+    if not isinstance(base_name, str) or base_name not in PRESETS:
         raise ValueError(f"{path}: unknown base preset {base_name!r}; expected {sorted(PRESETS)}")
     unknown = sorted(set(data) - _FIELDS)
     if unknown:

@@ -33,7 +33,7 @@ from energy.costs import PJ, CostModel
 from energy.counting import LayerRecord
 from energy.pricing import layer_energy_pj
 from energy.provenance import footer_lines, provenance
-from fsve.io import atomic_path
+from fsve.io import atomic_path, replace_output_set
 
 __all__ = [
     "LAYER_COLUMNS",
@@ -46,6 +46,8 @@ __all__ = [
     "layer_energy_pj",
     "plot_report",
 ]
+
+OPTIONAL_FILES = ("energy_vs_rate.png", "conventions.csv")  # written by some runs only
 
 LAYER_COLUMNS = (
     "model",
@@ -178,7 +180,8 @@ class EnergyReport:
     def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:
         """Write ``summary.csv``, ``layers.csv``, ``energy.png``, the printed ``table.txt`` and
         ``provenance.json`` into ``out_dir``, with an SNN ``energy_vs_rate.png`` (break-even) and
-        with ``sdt`` ``conventions.csv`` (side by side), each atomically."""
+        with ``sdt`` ``conventions.csv`` (side by side), each atomically; an earlier save's
+        optional file that this one does not write is removed (issue 16, case 7)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {
@@ -200,6 +203,9 @@ class EnergyReport:
         if self.side_by_side is not None:
             paths["conventions"] = out / "conventions.csv"
             _atomic(paths["conventions"], lambda f: self.side_by_side.to_csv(f, index=False))
+        replace_output_set(
+            [out / name for name in OPTIONAL_FILES], paths.values()
+        )  # an earlier run's optional files go
         return paths
 
 

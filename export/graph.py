@@ -8,9 +8,12 @@ pool nodes (``stride``, ``padding``, ...) and the ``input_type``/``output_type``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
+import h5py
 import nir
 import numpy as np
 
@@ -23,6 +26,7 @@ __all__ = [
     "int_tuple",
     "padding_arg",
     "port_shape",
+    "read_nir",
     "topological_order",
 ]
 
@@ -30,6 +34,57 @@ DT_S = 1e-4  # the field's NIR time step, seconds (snnTorch, SpikingJelly, the N
 
 NEURON_TYPES = (nir.I, nir.IF, nir.LI, nir.LIF, nir.CubaLI, nir.CubaLIF, nir.Threshold)
 SPIKING_TYPES = (nir.IF, nir.LIF, nir.CubaLIF, nir.Threshold)
+
+
+def read_nir(path: str | os.PathLike) -> nir.NIRGraph:
+    """``nir.read(path)`` with every failure one ``ValueError`` naming the file (issue 16).
+
+    A missing file is a ``FileNotFoundError``; a file that is not HDF5, a node of a type this
+    ``nir`` does not know (named with its node), non-UTF-8 names and any other parse failure
+    are ``ValueError`` (``nir`` itself raises a bare ``AssertionError`` for unknown types).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such NIR file")
+    if not h5py.is_hdf5(path):
+        raise ValueError(f"{path}: not a readable NIR graph (not an HDF5 file)")
+    try:
+        with h5py.File(path, "r") as f:
+            unknown = [(name, kind) for name, kind in _node_types(f) if kind not in _NIR_TYPES]
+    except (OSError, KeyError, TypeError, ValueError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{path}: not a readable NIR graph ({type(err).__name__}: {err})"
+        ) from None
+    if unknown:
+        name, kind = unknown[0]
+        raise ValueError(
+            f"{path}: node {name!r} has type {kind!r}, which nir {nir.__version__} does not know"
+            f" ({len(unknown)} such node{'s' * (len(unknown) > 1)})"
+        )
+    try:
+        return nir.read(path)
+    except Exception as err:  # nir/h5py raise assertion, key, type, unicode... errors
+        reason = f"{type(err).__name__}: {err}".rstrip(": ")
+        raise ValueError(f"{path}: not a readable NIR graph ({reason})") from None
+
+
+_NIR_TYPES = {
+    name
+    for name in dir(nir)
+    if isinstance(getattr(nir, name), type) and issubclass(getattr(nir, name), nir.NIRNode)
+}
+
+
+def _node_types(group: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """``(node name, type)`` of every node of a NIR HDF5 group, nested graphs included."""
+    if "node" in group and prefix == "":
+        group = group["node"]
+    kind = group["type"][()] if "type" in group else b"NIRGraph"
+    kind = kind.decode("utf-8") if isinstance(kind, bytes) else str(kind)
+    yield (prefix or "<graph>", kind)
+    if kind == "NIRGraph" and "nodes" in group:
+        for name, child in group["nodes"].items():
+            yield from _node_types(child, f"{prefix}.{name}" if prefix else name)
 
 
 def int_tuple(value: Any, n: int = 2) -> tuple[int, ...]:

@@ -116,22 +116,28 @@ def load_checkpoint(
     return ckpt
 
 
-def _read(path: Path, map_location: str | torch.device) -> Any:
+def _read(
+    path: Path,
+    map_location: str | torch.device,
+    what: str = "fsve checkpoint",
+    short: str = "checkpoint",
+) -> Any:
     """``torch.load(path, weights_only=True)`` with every failure as one :class:`CheckpointError`
-    that names the file and never suggests turning the safety off."""
+    that names the file (a ``what``, for short a ``short``) and never suggests turning the
+    safety off."""
     try:
         with open(path, "rb") as f:
             head = f.read(8)
     except OSError as err:
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({err.strerror})") from None
+        raise CheckpointError(f"{path}: cannot read the {short} ({err.strerror})") from None
     if not head:
-        raise CheckpointError(f"{path}: not an fsve checkpoint (the file is empty)")
+        raise CheckpointError(f"{path}: not an {what} (the file is empty)")
     if head.startswith(HDF5_MAGIC):
-        raise CheckpointError(f"{path}: not an fsve checkpoint (an HDF5 file, not a torch .pt)")
+        raise CheckpointError(f"{path}: not an {what} (an HDF5 file, not a torch .pt)")
     zipped = head.startswith(ZIP_MAGIC)
     if not zipped and head[0] != PICKLE_PROTO:
         raise CheckpointError(
-            f"{path}: not an fsve checkpoint (neither a torch zip archive nor a torch pickle)"
+            f"{path}: not an {what} (neither a torch zip archive nor a torch pickle)"
         )
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols on stderr
@@ -145,15 +151,25 @@ def _read(path: Path, map_location: str | torch.device) -> Any:
                 f" ({reason})"
             ) from None
         raise CheckpointError(
-            f"{path}: not an fsve checkpoint (a pickle torch cannot read safely: {reason})"
+            f"{path}: not an {what} (a pickle torch cannot read safely: {reason})"
         ) from None
     except Exception as err:  # any parse failure of a foreign file is one line
         reason = _torch_reason(err)
         if zipped:
             raise CheckpointError(
-                f"{path}: not a readable checkpoint, truncated or corrupt ({reason})"
+                f"{path}: not a readable {short}, truncated or corrupt ({reason})"
             ) from None
-        raise CheckpointError(f"{path}: not an fsve checkpoint ({reason})") from None
+        raise CheckpointError(f"{path}: not an {what} ({reason})") from None
+
+
+def load_torch_file(path: str | os.PathLike, what: str) -> Any:
+    """What ``torch.save`` wrote to ``path``, read as safely as a checkpoint (tensors and plain
+    values only); a missing, foreign, truncated or object-holding file is one
+    :class:`CheckpointError` naming the file as ``what`` (e.g. "export.nir host program")."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what}")
+    return _read(path, "cpu", what, what)
 
 
 def _torch_reason(err: BaseException) -> str:

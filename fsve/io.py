@@ -3,7 +3,9 @@
 A crash or an exception mid-write never leaves a half-written file at the target, and an
 existing file there survives until the new one is complete. Files get the usual permissions
 (``0o666`` less the umask), not the ``0o600`` of :func:`tempfile.mkstemp`. :func:`csv_text`
-formats report rows for them.
+formats report rows for them;
+:func:`replace_output_set` removes what an earlier run of a command left that the new run does
+not write.
 
 A temporary file is named ``.NAME.PID.XXXXXXXX<suffix>`` after the target and the writing
 process. A process killed mid-write (``kill -9``) leaves its temporary behind; the next write of
@@ -20,7 +22,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -145,6 +147,29 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_open(path, "wb") as f:
         f.write(data)
+
+
+def replace_output_set(
+    family: Iterable[str | os.PathLike], written: Iterable[str | os.PathLike]
+) -> list[Path]:
+    """Finish writing a command's output set: remove the files of ``family`` (every name the
+    command can write for these arguments) that this run did not write (issue 16, case 7).
+
+    Only those exact names, only plain files or links (never a folder), so an earlier run's
+    optional file (a CSV of an option not given now) cannot pass for part of the new set and
+    other files in the folder are untouched. Returns the removed paths.
+    """
+    keep = {os.path.abspath(p) for p in written}
+    removed = []
+    for path in map(Path, family):
+        if os.path.abspath(path) in keep or not (path.is_file() or path.is_symlink()):
+            continue
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+    return removed
 
 
 def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fsve.cli import Parser, UsageError, positive_int, run_command
+from fsve.cli import Parser, UsageError, check_output, positive_int, run_command
 
 __all__ = ["build_parser", "main"]
 
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command(lambda: _run(args), f"{PROG}: error", (UsageError,))
+    return run_command(lambda: _run(args), f"{PROG}: error", (UsageError, OSError))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -97,6 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         return _run_graph(args)
     if args.input:
         raise UsageError("--input is for NIR graphs (GRAPH.nir); a checkpoint reads --data")
+    out = _out_dir(args)
 
     report = profile_checkpoint(
         args.checkpoint,
@@ -111,12 +112,18 @@ def _run(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
     )
-    out = args.out or Path("reports/energy") / args.checkpoint.stem
     print(f"{args.checkpoint} ({report.checkpoint_kind}), {args.data} split {args.split}:")
     print(report.table())
     paths = report.save(out)
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
+
+
+def _out_dir(args: argparse.Namespace) -> Path:
+    """The report folder, refused before any work when it cannot hold the report."""
+    out = args.out or Path("reports/energy") / args.checkpoint.stem
+    inputs = [args.checkpoint, *(i.partition("=")[2] or i for i in args.input or ())]
+    return check_output(out, inputs, folder=True)
 
 
 def _run_graph(args: argparse.Namespace) -> int:
@@ -127,6 +134,7 @@ def _run_graph(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.checkpoint}: a NIR graph needs --input spikes.npy (time-first)")
     if args.baseline != "twin":
         raise UsageError("--baseline: a NIR graph is compared with its dense twin only")
+    out = _out_dir(args)
     inputs: dict[str, object] = {}
     try:
         for item in args.input:
@@ -144,7 +152,6 @@ def _run_graph(args: argparse.Namespace) -> int:
         )
     except (ValueError, OSError) as err:
         raise UsageError(str(err)) from None
-    out = args.out or Path("reports/energy") / args.checkpoint.stem
     print(f"{args.checkpoint} (NIR graph), {report.samples} samples:")
     print(report.table())
     paths = report.save(out)

@@ -61,9 +61,7 @@ def profile_nir(
     a MAC). Raises ``ValueError`` (one line) for a node type without a counting rule, or inputs
     of the wrong shape, non-numeric or not finite.
     """
-    import nir as nir_pkg
-
-    from export.graph import DT_S, NEURON_TYPES
+    from export.graph import DT_S, NEURON_TYPES, read_nir
     from export.inputs import LAYOUTS
     from export.sim import Simulator
 
@@ -75,7 +73,10 @@ def profile_nir(
     network = "NIR graph"
     if isinstance(graph, str | os.PathLike):
         network = f"NIR graph {Path(graph).name}"
-        graph = _read_graph(Path(graph), nir_pkg)
+        try:
+            graph = read_nir(graph)
+        except FileNotFoundError as err:
+            raise ValueError(str(err)) from None
     sim = Simulator(graph, DT_S if dt is None else dt)
     rules = {name: _rule_of(name, node) for name, node in sim.nodes.items()}
     given = _time_batch(sim, inputs, layout)
@@ -96,17 +97,6 @@ def profile_nir(
     )
     report.checkpoint_kind = "nir"
     return report
-
-
-def _read_graph(path: Path, nir_pkg: Any) -> nir.NIRGraph:
-    if not path.is_file():
-        raise ValueError(f"{path}: no such NIR file")
-    try:
-        return nir_pkg.read(path)
-    except (OSError, KeyError, TypeError, ValueError) as err:
-        raise ValueError(
-            f"{path}: not a readable NIR graph ({type(err).__name__}: {err})"
-        ) from None
 
 
 def _time_batch(sim: Any, inputs: Any, layout: str) -> dict[str, torch.Tensor]:

@@ -11,6 +11,7 @@ export.loihi expects of it (:mod:`export.lava.compile`); ``--run`` also runs it 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from typing import Any
 from export.lava.exchange import load_run, save_results
 from export.lava.network import run_lava
 from export.lava.netx import write_netx
-from fsve.cli import Parser, positive_int, run_command, text_table
+from fsve.cli import Parser, UsageError, check_output, positive_int, run_command, text_table
+from fsve.io import atomic_path
 
 __all__ = ["PROG", "main"]
 
@@ -39,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     p_netx.add_argument("output", type=Path)
     _compile_parser(sub)
     args = parser.parse_args(argv)
-    return run_command(lambda: _run(args), f"{PROG}: error", (ValueError, OSError, KeyError))
+    errors = (ValueError, OSError, KeyError, ImportError)
+    return run_command(lambda: _run(args), f"{PROG}: error", errors)
 
 
 def _compile_parser(sub: Any) -> None:
@@ -89,12 +92,32 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    inputs = [args.graph, args.input] if args.cmd == "compile" else [args.input]
+    check_output(args.output, inputs)
+    if args.cmd != "netx" and args.output.suffix != ".npz":
+        raise UsageError(f"{args.output}: the output must end in .npz")
     if args.cmd == "compile":
         return _compile(args)
     graph, inputs, opts = load_run(args.input)
     if args.cmd == "run":
+        _require_lava()
         results = run_lava(graph, inputs, record=opts["record"], layers=opts["layers"])
-        save_results(args.output, results)
+        with atomic_path(args.output) as tmp:
+            save_results(tmp, results)
     else:
-        write_netx(graph, args.output)
+        with atomic_path(args.output) as tmp:
+            write_netx(graph, tmp)
     return 0
+
+
+def _require_lava() -> None:
+    """One line, not a traceback, when this Python has no Lava (the main venv, issue 16)."""
+    try:
+        found = importlib.util.find_spec("lava.magma") is not None
+    except ImportError:  # no top-level lava package
+        found = False
+    if not found:
+        raise UsageError(
+            f"`export.lava run` needs Lava (lava-nc, Python 3.10), which {sys.executable} does"
+            " not have: run `make lava-env` once, then .venv-lava/bin/python -m export.lava run"
+        )

@@ -103,15 +103,75 @@ def save_run(
 
 
 def load_run(path: str | Path) -> tuple[LavaGraph, dict[str, np.ndarray], dict[str, Any]]:
-    """Read a :func:`save_run` file: ``(graph, inputs, {"record": ..., "layers": ...})``."""
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    meta = json.loads(str(arrays.pop("meta")))
-    if meta.get("format") != FORMAT:
+    """Read a :func:`save_run` file: ``(graph, inputs, {"record": ..., "layers": ...})``.
+
+    Anything else (not a zip, truncated, object arrays, missing keys or arrays, wrong dtypes or
+    shapes) is one ``ValueError`` naming the file (issue 16, case 8).
+    """
+    path = Path(path)
+    arrays = _read_npz(path)
+    meta = _read_meta(path, arrays.pop("meta", None))
+    try:
+        graph = _graph_from_arrays(meta, arrays)
+        inputs = {name: arrays[f"input{k}"] for k, name in enumerate(meta["input_order"])}
+        record, layers = tuple(meta["record"]), meta["record_layers"]
+    except KeyError as err:
+        raise ValueError(f"{path}: not a complete {FORMAT} file (no {err})") from None
+    except (TypeError, ValueError, AttributeError, IndexError) as err:
+        raise ValueError(f"{path}: {err}") from None
+    bad = [v for v in record if v not in RECORD_VARS]
+    if bad or not (layers is None or all(isinstance(x, str) for x in layers)):
+        raise ValueError(f"{path}: record must name {RECORD_VARS}, layers a list of names")
+    for name, x in inputs.items():
+        shape = graph.inputs.get(name)
+        if shape is None:
+            raise ValueError(f"{path}: input {name!r} is not an input of the graph")
+        if x.dtype.kind not in "biu" or x.shape[1:] != tuple(shape) or x.ndim < 2:
+            raise ValueError(
+                f"{path}: input {name!r} must be integer spikes [T, {', '.join(map(str, shape))}],"
+                f" got {x.dtype} {x.shape}"
+            )
+    return graph, inputs, {"record": record, "layers": layers}
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` at ``path``; no pickled object is ever loaded."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise ValueError(f"{path}: not an .npz file (no zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise ValueError(f"{path}: holds object arrays (pickled objects); refused") from None
+        raise ValueError(f"{path}: not a readable .npz file ({err})") from None
+    except Exception as err:  # BadZipFile, zlib.error, EOFError, OSError: truncated or corrupt
+        reason = f"{type(err).__name__}: {err}"
+        raise ValueError(
+            f"{path}: not a readable .npz file, truncated or corrupt ({reason})"
+        ) from None
+
+
+def _read_meta(path: Path, meta: np.ndarray | None) -> dict[str, Any]:
+    """The JSON header of a run file, its format and top-level keys checked."""
+    if meta is None or meta.dtype.kind != "U" or meta.ndim != 0:
+        raise ValueError(f"{path}: not a {FORMAT} file (no JSON 'meta' string)")
+    try:
+        data = json.loads(str(meta))
+    except ValueError as err:
+        raise ValueError(f"{path}: not a {FORMAT} file (meta is not JSON: {err})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} file")
-    graph = _graph_from_arrays(meta, arrays)
-    inputs = {name: arrays[f"input{k}"] for k, name in enumerate(meta["input_order"])}
-    return graph, inputs, {"record": tuple(meta["record"]), "layers": meta["record_layers"]}
+    if data.get("version", FORMAT_VERSION) != FORMAT_VERSION:
+        raise ValueError(f"{path}: {FORMAT} version {data['version']!r}, expected {FORMAT_VERSION}")
+    for key in ("inputs", "layers", "record", "input_order"):
+        if not isinstance(data.get(key), list):
+            raise ValueError(f"{path}: not a complete {FORMAT} file (meta {key!r} is no list)")
+    return data
 
 
 def save_results(path: str | Path, results: Mapping[str, Mapping[str, np.ndarray]]) -> Path:
@@ -125,8 +185,9 @@ def save_results(path: str | Path, results: Mapping[str, Mapping[str, np.ndarray
 def load_results(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     """Read :func:`save_results` back."""
     out: dict[str, dict[str, np.ndarray]] = {}
-    with np.load(path, allow_pickle=False) as f:
-        for key in f.files:
-            var, layer = key.split("/", 1)
-            out.setdefault(layer, {})[var] = f[key]
+    for key, value in _read_npz(Path(path)).items():
+        var, sep, layer = key.partition("/")
+        if not sep or var not in RECORD_VARS:
+            raise ValueError(f"{path}: {key!r} is not a <var>/<layer> result ({RECORD_VARS})")
+        out.setdefault(layer, {})[var] = value
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fsve.cli import Parser, UsageError, positive_int, run_command
+from fsve.cli import Parser, UsageError, check_output, positive_int, run_command
 
 __all__ = ["PROG", "main"]
 
@@ -92,6 +92,9 @@ def _run(args: argparse.Namespace) -> int:
                 f"{args.model}: no --input given and no dataset at {data}: give --input"
                 " spikes.npy (time-first [T, B, *shape] or [T, *shape])"
             )
+    out_dir = args.out or Path("reports/loihi") / args.model.stem
+    inputs = [p for p in (args.model, args.input, args.checkpoint) if p is not None]
+    check_output(out_dir, inputs, folder=True)
     result = compare_fixed_point(
         args.model,
         data=data,
@@ -105,7 +108,6 @@ def _run(args: argparse.Namespace) -> int:
         config=QuantConfig(headroom=args.headroom, weight_terms=args.weight_terms),
         lava_timing=args.lava_timing,
     )
-    out_dir = args.out or Path("reports/loihi") / args.model.stem
     write_report(result, out_dir)
     print(report_text(result), end="")
     print(f"wrote {out_dir}/{', '.join(REPORT_FILES)}")

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from export.mapping.pipeline import map_source
 from export.mapping.report import write_report
-from export.mapping.targets import MappingError
-from fsve.cli import EXIT_USAGE, Parser, positive_int
+from export.mapping.targets import MappingError, load_target
+from fsve.cli import EXIT_USAGE, Parser, check_output, positive_int
 
 __all__ = ["build_parser", "main"]
 
@@ -75,12 +75,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
+    out = args.out or Path("reports/export") / f"{args.source.stem}-{load_target(args.target).name}"
+    inputs = [args.source, *(i.partition("=")[2] or i for i in args.input or ())]
+    check_output(out, [*inputs, *(p for p in (args.data,) if p is not None)], folder=True)
     result, header = map_source(
         args.source, args.target, data=args.data, split=args.split, samples=args.samples,
         blocks=args.blocks, batch_size=args.batch_size, note=args.note, inputs=args.input,
         dt=args.dt,
     )  # fmt: skip
-    out = args.out or Path("reports/export") / f"{args.source.stem}-{result.target.name}"
     paths = write_report(result, out, header)
     print(paths["text"].read_text(), end="")
     print(f"wrote {paths['csv']} and {paths['text']} ({time.perf_counter() - t0:.1f} s)")

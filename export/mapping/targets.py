@@ -127,10 +127,11 @@ def load_target(spec: str | os.PathLike | Target) -> Target:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such target file")
     try:
-        if path.suffix == ".json":
-            data = json.loads(path.read_text())
-        else:
-            data = tomllib.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: target file is not UTF-8 text ({err.reason})") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
         raise ValueError(f"{path}: cannot parse target: {err}") from None
     return target_from_dict(data, str(path))

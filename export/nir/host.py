@@ -226,10 +226,21 @@ class HostProgram(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> HostProgram:
+        """Read ``OUT.host.pt``; a missing file is ``FileNotFoundError``, anything that is not
+        a host program (foreign, truncated, pickled objects, a bad op) one ``ValueError``
+        naming the file (issue 16, case 8)."""
+        from fsve.checkpoint import load_torch_file
+
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such host program")
-        return cls.from_dict(torch.load(path, map_location="cpu", weights_only=True))
+        data = load_torch_file(path, "export.nir host program")
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: not an export.nir host program ({type(data).__name__})")
+        try:
+            return cls.from_dict(data)
+        except KeyError as err:
+            raise ValueError(f"{path}: not a complete host program (no {err})") from None
+        except (TypeError, ValueError, AttributeError, IndexError, RuntimeError) as err:
+            raise ValueError(f"{path}: {err}") from None
 
 
 def write_nir(path: str | os.PathLike, graph: nir.NIRGraph) -> Path:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from export.nir.exporter import NIRExport, to_nir
+from export.nir.host import host_path_for
 from export.nir.report import partition_report, report_paths, write_report
 from export.nir.split import SplitModel
 from export.nir.verify import (
@@ -20,7 +21,8 @@ from export.nir.verify import (
     compare_split,
     zero_shot,
 )
-from fsve.cli import open_dataset, require_dataset
+from fsve.cli import check_output, open_dataset, require_dataset
+from fsve.io import replace_output_set
 
 ACCUMULATE = {"float32": torch.float32, "float64": torch.float64}  # --accumulate choices
 
@@ -56,8 +58,10 @@ def export_checkpoint(
 
     Writes ``out`` (a ``.nir`` file, read back and type-checked), its host program
     ``OUT.host.pt`` and the partition report ``report`` (default ``OUT_partition.txt``, CSV
-    tables beside it). The split model (the graph in :mod:`export.sim` with float32 neurons and
-    ``accumulate`` synaptic sums, plus the host program) runs on the first ``samples`` clips
+    tables beside it); the files of an earlier export to the same names that this one does not
+    write (``_layers.csv`` under ``verify=False``) are removed, so the set is never mixed. The
+    split model (the graph in :mod:`export.sim` with float32 neurons and ``accumulate``
+    synaptic sums, plus the host program) runs on the first ``samples`` clips
     (default: all) of ``split`` of the dataset at ``data``, ``batch_size`` clips at a time: it
     measures the spike traffic across the boundary and, with ``verify``, compares every spike
     with the model's (free-running and layer by layer) and the zero-shot classes.
@@ -75,6 +79,9 @@ def export_checkpoint(
         raise ValueError(f"OUT must end in .nir, got {out}")
     if accumulate not in ACCUMULATE:
         raise ValueError(f"accumulate must be one of {sorted(ACCUMULATE)}, got {accumulate!r}")
+    paths = report_paths(report or out.with_name(out.stem + "_partition.txt"))
+    for path in (out, *paths.values()):
+        check_output(path, (checkpoint,))
     model, ckpt = load_model(checkpoint, kind="fsve")
     cfg = model.cfg
     require_dataset(data, "the traffic is measured on real clips")
@@ -109,8 +116,9 @@ def export_checkpoint(
         accumulate if verify else None,
         shot,
     )
-    paths = report_paths(report or out.with_name(out.stem + "_partition.txt"))
     write_report(paths, text, export, total, layers=verify)
+    written = [nir_path, host_path, *(p for k, p in paths.items() if verify or k != "layers")]
+    replace_output_set([host_path_for(out), *paths.values()], written)
     return CheckpointExport(
         export, nir_path, host_path, paths, total, samples, text, export_s, simulate_s
     )

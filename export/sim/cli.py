@@ -11,7 +11,8 @@ import torch
 from export.graph import DT_S, SPIKING_TYPES
 from export.inputs import load_inputs
 from export.sim.simulator import Simulator
-from fsve.cli import Parser, run_command
+from fsve.cli import Parser, check_output, run_command
+from fsve.io import atomic_path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        inputs = [args.graph, *(i.partition("=")[2] or i for i in args.input)]
+        check_output(args.out, inputs)
     dtype = torch.float64 if args.float64 else torch.float32
     acc = torch.float64 if args.exact_sums else None
     sim = Simulator(args.graph, args.dt, dtype, accumulate=acc)
@@ -58,7 +62,8 @@ def _run(args: argparse.Namespace) -> int:
         what = f"{int(arr.sum())} spikes" if spiking else f"mean {arr.mean():.6g}"
         print(f"  {name:40s} {arr.shape!s:24s} {what}")
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(args.out, **arrays)
+        with atomic_path(args.out) as tmp:
+            with open(tmp, "wb") as f:  # a file object: savez adds no second ".npz"
+                np.savez_compressed(f, **arrays)
         print(f"wrote {args.out}")
     return 0

@@ -11,7 +11,14 @@ import nir
 import numpy as np
 import torch
 
-from export.graph import DT_S, NEURON_TYPES, flatten_graph, port_shape, topological_order
+from export.graph import (
+    DT_S,
+    NEURON_TYPES,
+    flatten_graph,
+    port_shape,
+    read_nir,
+    topological_order,
+)
 from export.sim.kernels import KERNELS, Kernel, KernelContext
 
 
@@ -47,7 +54,7 @@ class Simulator:
         accumulate: torch.dtype | None = None,
     ) -> None:
         if isinstance(graph, str | Path):
-            graph = nir.read(graph)
+            graph = read_nir(graph)
         if not isinstance(graph, nir.NIRGraph):
             raise ValueError(f"expected a nir.NIRGraph or a file, got {type(graph).__name__}")
         if not (isinstance(dt, int | float) and np.isfinite(dt) and dt > 0):

@@ -49,7 +49,10 @@ def save_png(path: Path, image: np.ndarray) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from concurrent.futures.process import BrokenProcessPool
+
     from fsve.data.synth import MAX_DATASET_GB, SynthConfig, generate_dataset
+    from fsve.data.synth.generate import render_bytes
 
     check_output(args.out, folder=True)
     h, w = args.size
@@ -64,14 +67,21 @@ def cmd_synth(args: argparse.Namespace) -> int:
         val_per_class=args.val,
         test_per_class=args.test,
     )
-    generate_dataset(
-        args.out,
-        config,
-        progress=not args.quiet,
-        overwrite=args.overwrite,
-        workers=args.workers,
-        max_gb=MAX_DATASET_GB if args.max_gb is None else args.max_gb,
-    )
+    try:
+        generate_dataset(
+            args.out,
+            config,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            workers=args.workers,
+            max_gb=MAX_DATASET_GB if args.max_gb is None else args.max_gb,
+        )
+    except (MemoryError, BrokenProcessPool):  # a worker killed for memory breaks the pool
+        need = render_bytes(config) / 1e9
+        raise ValueError(
+            f"{args.out}: out of memory rendering clips of {args.frames} frames at {h}x{w}"
+            f" (~{need:.3g} GB per worker); use a smaller --size, fewer --frames or fewer --workers"
+        ) from None
     print(f"dataset in {args.out}")
     return 0
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from fsve.cli import Parser, positive_int, run_command
+from fsve.cli import Parser, check_output, positive_int, run_command
 from fsve.eval.evaluate import evaluate_checkpoint, format_row, write_row
 
 __all__ = ["main"]
@@ -35,12 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     args = parser.parse_args(argv)
-    return run_command(lambda: _run(args), "error", (ValueError, FileNotFoundError, ImportError))
+    return run_command(lambda: _run(args), "error", (ValueError, OSError, ImportError))
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.suffix not in (".json", ".csv"):
         raise ValueError(f"--out must end in .json or .csv, got {args.out}")
+    if args.out is not None:
+        check_output(args.out, (args.checkpoint,))
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
     row = evaluate_checkpoint(

@@ -48,7 +48,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fsve.cli import Parser, positive_int, run_command
+from fsve.cli import Parser, check_output, positive_int, run_command
 from fsve.fewshot.methods import DEFAULT_METHOD, METHODS, REAL_DATA
 from fsve.fewshot.run import run_fewshot
 from fsve.fewshot.summary import check_target, plot_fewshot, summarize
@@ -75,13 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args(argv)
-    return run_command(lambda: _run(args), "error", (ValueError, FileNotFoundError, ImportError))
+    return run_command(lambda: _run(args), "error", (ValueError, OSError, ImportError))
 
 
 def _run(args: argparse.Namespace) -> int:
     from fsve.train.history import write_metrics_csv
 
-    out = args.out or Path("runs/fewshot") / args.checkpoint.stem
+    out = check_output(args.out or Path("runs/fewshot") / args.checkpoint.stem, (), folder=True)
     if args.lr is not None and not args.lr > 0:
         raise ValueError("--lr must be > 0")
     rows = run_fewshot(
