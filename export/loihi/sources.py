@@ -45,15 +45,12 @@ class Measurement:
 
 def load_graph(path: Path) -> tuple[Any, Any]:
     """A ``.nir`` file and its host program (``GRAPH.host.pt`` beside it, else none)."""
-    import nir
-
+    from export.graph import read_graph
     from export.nir import HostProgram, host_path_for
 
     if path.suffix != ".nir":
         raise ValueError(f"{path}: expected a .nir graph")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such NIR file")
-    graph = nir.read(path)
+    graph = read_graph(path)
     hp = host_path_for(path)
     return graph, HostProgram.load(hp) if hp.is_file() else None
 
