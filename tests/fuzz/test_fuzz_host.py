@@ -25,9 +25,7 @@ ERRORS = (ValueError, FileNotFoundError)
 
 def program() -> HostProgram:
     torch.manual_seed(0)
-    esdsa = HostESDSA(
-        "attn", ("q", "k", "v"), "attn_in", 2, (2, 2), torch.rand(2), torch.rand(4)
-    )
+    esdsa = HostESDSA("attn", ("q", "k", "v"), "attn_in", 2, (2, 2), torch.rand(2), torch.rand(4))
     readout = HostReadout("head", ("final",), "embedding", (2, 2), torch.randn(3, 4), None)
     return HostProgram([esdsa, readout], "input", "clip")
 
