@@ -103,15 +103,57 @@ def save_run(
 
 
 def load_run(path: str | Path) -> tuple[LavaGraph, dict[str, np.ndarray], dict[str, Any]]:
-    """Read a :func:`save_run` file: ``(graph, inputs, {"record": ..., "layers": ...})``."""
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
+    """Read a :func:`save_run` file: ``(graph, inputs, {"record": ..., "layers": ...})``.
+
+    ``FileNotFoundError`` for a missing file; anything else that is not a well-formed run file
+    (not an ``.npz``, damaged, fields of the wrong type, inputs that do not fit the graph) is
+    one ``ValueError`` naming the file (issue 16).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such run file")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not hasattr(loaded, "files"):
+            raise ValueError(f"an .npy array, not a {FORMAT} .npz file")
+        with loaded as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as err:  # zipfile, header, EOF errors of a damaged file
+        raise ValueError(f"{path}: not a readable {FORMAT} file ({_reason(err)})") from None
+    try:
+        return _parse_run(arrays)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as err:
+        raise ValueError(f"{path}: bad {FORMAT} file ({_reason(err)})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: bad {FORMAT} file (metadata nested too deeply)") from None
+
+
+def _reason(err: BaseException) -> str:
+    text = " ".join(str(err).split())[:160]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _parse_run(arrays: dict[str, np.ndarray]) -> tuple[LavaGraph, dict, dict[str, Any]]:
+    if "meta" not in arrays or arrays["meta"].dtype.kind != "U" or arrays["meta"].ndim != 0:
+        raise ValueError("no metadata string")
     meta = json.loads(str(arrays.pop("meta")))
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a {FORMAT} file")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"not a {FORMAT} file")
     graph = _graph_from_arrays(meta, arrays)
-    inputs = {name: arrays[f"input{k}"] for k, name in enumerate(meta["input_order"])}
-    return graph, inputs, {"record": tuple(meta["record"]), "layers": meta["record_layers"]}
+    inputs = {}
+    for k, name in enumerate(meta["input_order"]):
+        x = arrays[f"input{k}"]
+        shape = graph.inputs.get(name) if isinstance(name, str) else None
+        if shape is None or x.dtype.kind not in "biu" or x.shape[1:] != shape:
+            raise ValueError(f"input {k} does not fit the graph's inputs {graph.inputs}")
+        inputs[name] = x
+    record, layers = meta["record"], meta["record_layers"]
+    if not isinstance(record, list) or not set(record) <= set(RECORD_VARS):
+        raise ValueError(f"record must be a list of {RECORD_VARS}")
+    names = {layer.name for layer in graph.layers}
+    if layers is not None and (not isinstance(layers, list) or not set(layers) <= names):
+        raise ValueError(f"record_layers must be a list of layers of {sorted(names)}")
+    return graph, inputs, {"record": tuple(record), "layers": layers}
 
 
 def save_results(path: str | Path, results: Mapping[str, Mapping[str, np.ndarray]]) -> Path:
