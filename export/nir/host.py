@@ -241,12 +241,19 @@ class HostProgram(nn.Module):
         program (random bytes, a truncated file, other pickled objects, fields of the wrong
         type or shape) is one ``ValueError`` naming the file (issue 16).
         """
-        from fsve.checkpoint import _torch_reason  # torch's hints about weights_only dropped
+        from fsve.checkpoint import PICKLE_PROTO, ZIP_MAGIC, _torch_reason
 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such host program")
         try:
+            with open(path, "rb") as f:
+                head = f.read(len(ZIP_MAGIC))
+        except OSError as err:
+            raise ValueError(f"{path}: cannot read the host program ({err.strerror})") from None
+        if not (head.startswith(ZIP_MAGIC) or head[:1] == bytes([PICKLE_PROTO])):
+            raise ValueError(f"{path}: not a host program (not a file written by torch.save)")
+        try:  # torch's hints about weights_only are dropped from its messages
             data = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # any parse failure of a foreign or damaged file
             raise ValueError(

@@ -122,7 +122,8 @@ def test_unmutated_program_reads_back(tmp_path):
     ("data", "match"),
     [
         # found by fuzzing (and issue 16, item 8): torch's errors without the file
-        (b"garbage", "not a readable host program"),
+        (b"garbage", "not a host program .not a file written by torch.save"),
+        (b"\x80\x02garbage", "not a readable host program"),
         (VALID[: len(VALID) // 2], "not a readable host program"),
         (to_bytes([1, 2]), "not a host program .holds a list"),
         # found by fuzzing: a spec of the wrong types failed as KeyError/AttributeError
