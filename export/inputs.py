@@ -51,6 +51,8 @@ def load_array(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such input file")
+    if not _numpy_magic(path):  # numpy would try a pickle and suggest allow_pickle=True
+        raise ValueError(f"{path}: not a numpy array file (neither .npy nor .npz)")
     try:
         loaded = np.load(path, allow_pickle=False)
         if hasattr(loaded, "files"):  # an .npz archive
@@ -68,6 +70,16 @@ def load_array(path: str | os.PathLike) -> np.ndarray:
             f"{path}: not a numpy array file ({type(err).__name__}: {reason})"
         ) from None
     return check_array(str(path), arr)
+
+
+def _numpy_magic(path: Path) -> bool:
+    """Whether ``path`` starts like an ``.npy`` file or a zip archive (``.npz``)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read ({err.strerror or err})") from None
+    return head.startswith((b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06"))
 
 
 def check_array(what: str, value: Any) -> np.ndarray:

@@ -112,6 +112,10 @@ def load_run(path: str | Path) -> tuple[LavaGraph, dict[str, np.ndarray], dict[s
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such run file")
+    with open(path, "rb") as f:
+        zipped = f.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+    if not zipped:  # numpy would try a pickle and suggest allow_pickle=True
+        raise ValueError(f"{path}: not a readable {FORMAT} file (not an .npz archive)")
     try:
         loaded = np.load(path, allow_pickle=False)
         if not hasattr(loaded, "files"):

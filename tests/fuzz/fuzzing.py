@@ -14,6 +14,7 @@ times the examples, for CI (``pytest -m slow``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+# our messages never suggest turning a safety off (issue 16, item 12)
+UNSAFE_HINT = r"allow_pickle=True|weights_only=False|unsafely|you trust|trusted source"
 SLOW_FACTOR = 10  # examples of the slow variant, per example of the default one
 COMMON = dict(
     deadline=None,
@@ -54,6 +57,7 @@ def expect(
         message = str(err)
         assert "\n" not in message.strip(), f"message is not one line: {message!r}"
         assert str(path) in message, f"message does not name {path}: {message!r}"
+        assert not re.search(UNSAFE_HINT, message), f"message suggests the unsafe: {message!r}"
         return None
 
 

@@ -105,6 +105,8 @@ def test_unmutated_file_reads_back(tmp_path, name, data):
         ("x.npz", VALID_NPZ[:-30], "not a numpy array file .BadZipFile"),
         ("x.npy", VALID_NPY.replace(b"{", b"(", 1), "not a numpy array file|Cannot parse header"),
         ("x.npz", npz(a=ARRAY, b=ARRAY), "an .npz input must hold one array"),
+        # found by fuzzing: numpy reads any other file as a pickle and suggests allow_pickle
+        ("x.npy", b"junk\n", "not a numpy array file .neither .npy nor .npz"),
         ("x.npy", npy(np.array([None], dtype=object)), "Object arrays cannot be loaded"),
     ],
 )

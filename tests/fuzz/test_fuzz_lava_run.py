@@ -149,7 +149,7 @@ def test_unmutated_run_file_reads_back(tmp_path):
     ("data", "match"),
     [
         # found by fuzzing (and issue 16, item 8): numpy, zip, JSON and KeyError tracebacks
-        (b"junk", "not a readable fsve-lava-run file"),
+        (b"junk", "not a readable fsve-lava-run file .not an .npz archive"),
         (VALID[:-40], "not a readable fsve-lava-run file .BadZipFile"),
         (pack({"format": "fsve-lava-run"}, {}), "bad fsve-lava-run file .KeyError"),
         (pack([1], {}), "bad fsve-lava-run file .ValueError: not a fsve-lava-run file"),
