@@ -169,10 +169,21 @@ def save_results(path: str | Path, results: Mapping[str, Mapping[str, np.ndarray
 
 
 def load_results(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
-    """Read :func:`save_results` back."""
+    """Read :func:`save_results` back; a damaged file is one ``ValueError`` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such results file")
+    with open(path, "rb") as f:
+        if f.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
+            raise ValueError(f"{path}: not a results file (not an .npz archive)")
     out: dict[str, dict[str, np.ndarray]] = {}
-    with np.load(path, allow_pickle=False) as f:
-        for key in f.files:
-            var, layer = key.split("/", 1)
-            out.setdefault(layer, {})[var] = f[key]
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            for key in f.files:
+                var, sep, layer = key.partition("/")
+                if not sep or var not in RECORD_VARS:
+                    raise ValueError(f"array {key!r} is not <{'|'.join(RECORD_VARS)}>/<layer>")
+                out.setdefault(layer, {})[var] = f[key]
+    except Exception as err:  # zipfile, header, EOF errors of a damaged file
+        raise ValueError(f"{path}: not a readable results file ({_reason(err)})") from None
     return out
