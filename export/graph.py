@@ -26,7 +26,7 @@ __all__ = [
     "int_tuple",
     "padding_arg",
     "port_shape",
-    "read_graph",
+    "read_nir",
     "topological_order",
 ]
 
@@ -37,7 +37,7 @@ SPIKING_TYPES = (nir.IF, nir.LIF, nir.CubaLIF, nir.Threshold)
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
-def read_graph(path: str | os.PathLike) -> nir.NIRGraph:
+def read_nir(path: str | os.PathLike) -> nir.NIRGraph:
     """``nir.read(path)`` with every failure one ``ValueError`` naming the file (issue 16).
 
     ``FileNotFoundError`` for a missing file. Refused: a file that is not HDF5, anything

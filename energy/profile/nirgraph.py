@@ -106,9 +106,9 @@ def profile_nir(
 def _read_graph(path: Path) -> nir.NIRGraph:
     if not path.is_file():
         raise ValueError(f"{path}: no such NIR file")
-    from export.graph import read_graph
+    from export.graph import read_nir
 
-    return read_graph(path)
+    return read_nir(path)
 
 
 def _time_batch(sim: Any, inputs: Any, layout: str) -> dict[str, torch.Tensor]:

@@ -45,12 +45,12 @@ class Measurement:
 
 def load_graph(path: Path) -> tuple[Any, Any]:
     """A ``.nir`` file and its host program (``GRAPH.host.pt`` beside it, else none)."""
-    from export.graph import read_graph
+    from export.graph import read_nir
     from export.nir import HostProgram, host_path_for
 
     if path.suffix != ".nir":
         raise ValueError(f"{path}: expected a .nir graph")
-    graph = read_graph(path)
+    graph = read_nir(path)
     hp = host_path_for(path)
     return graph, HostProgram.load(hp) if hp.is_file() else None
 

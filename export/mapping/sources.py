@@ -17,7 +17,7 @@ import nir
 import numpy as np
 import torch
 
-from export.graph import DT_S, NEURON_TYPES, read_graph
+from export.graph import DT_S, NEURON_TYPES, read_nir
 from export.nir import HostProgram, SplitModel, host_path_for, to_nir
 from export.sim import Simulator
 from fsve.cli import check_frame_size, open_dataset
@@ -78,7 +78,7 @@ def load_source(
 
 
 def _load_nir(source: Path, dt: float | None = None) -> GraphSource:
-    graph = read_graph(source)
+    graph = read_nir(source)
     dt = _graph_dt(graph) if dt is None else dt
     host_file = host_path_for(source)
     names = _record(graph)

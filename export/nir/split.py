@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from export.graph import read_graph
+from export.graph import read_nir
 from export.nir.host import HostProgram, host_path_for
 from export.sim import DT_S, HostCall, Simulator
 
@@ -51,7 +51,7 @@ class SplitModel(nn.Module):
         accumulate: torch.dtype | None = None,
     ) -> SplitModel:
         """From ``OUT.nir`` and its host program (default ``OUT.host.pt``)."""
-        graph = read_graph(nir_path)
+        graph = read_nir(nir_path)
         host = HostProgram.load(host_path or host_path_for(nir_path))
         dt = float(np.asarray(graph.metadata.get("dt_s", DT_S))) if graph.metadata else DT_S
         return cls(graph, host, dt, dtype, accumulate)

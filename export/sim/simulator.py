@@ -16,7 +16,7 @@ from export.graph import (
     NEURON_TYPES,
     flatten_graph,
     port_shape,
-    read_graph,
+    read_nir,
     topological_order,
 )
 from export.sim.kernels import KERNELS, Kernel, KernelContext
@@ -55,7 +55,7 @@ class Simulator:
     ) -> None:
         source = graph if isinstance(graph, str | Path) else None
         if source is not None:
-            graph = read_graph(source)
+            graph = read_nir(source)
         if not isinstance(graph, nir.NIRGraph):
             raise ValueError(f"expected a nir.NIRGraph or a file, got {type(graph).__name__}")
         if not (isinstance(dt, int | float) and np.isfinite(dt) and dt > 0):

@@ -1,6 +1,6 @@
 """Fuzzing the NIR file readers: ``export.sim.Simulator`` from a path, ``export.loihi``'s
 ``load_graph`` and the energy profiler's ``profile_nir`` from a path (the entry points the
-commands use; all read through ``export.graph.read_graph``).
+commands use; all read through ``export.graph.read_nir``).
 
 Errors: ``ValueError`` (not HDF5, not a NIR graph, a node the reader or our checks refuse, a
 node type without a kernel or rule) and ``FileNotFoundError``, one line naming the file. A
