@@ -79,6 +79,9 @@ class CostModel:
                         f"cost {f.name} must be finite, >= 0 and <= {MAX_PJ:g} pJ, got {value!r}"
                     )
                 object.__setattr__(self, f.name, float(value))
+        for name in ("name", "source", "note"):  # printed in every report
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"cost {name} must be text, got {getattr(self, name)!r}")
         for name in ("word_bits", "state_bits"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BITS:
@@ -221,7 +224,7 @@ def load_costs(spec: str | os.PathLike | CostModel) -> CostModel:
         raise ValueError(f"{path}: no such cost file")
     data = _read_file(path)
     base_name = data.pop("base", "paper")
-    if not isinstance(base_name, str) or base_name not in PRESETS:
+    if not isinstance(base_name, str) or base_name not in PRESETS:  # ["paper"]: unhashable
         raise ValueError(f"{path}: unknown base preset {base_name!r}; expected {sorted(PRESETS)}")
     unknown = sorted(set(data) - _FIELDS)
     if unknown:

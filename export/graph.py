@@ -8,8 +8,9 @@ pool nodes (``stride``, ``padding``, ...) and the ``input_type``/``output_type``
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,57 +35,108 @@ DT_S = 1e-4  # the field's NIR time step, seconds (snnTorch, SpikingJelly, the N
 
 NEURON_TYPES = (nir.I, nir.IF, nir.LI, nir.LIF, nir.CubaLI, nir.CubaLIF, nir.Threshold)
 SPIKING_TYPES = (nir.IF, nir.LIF, nir.CubaLIF, nir.Threshold)
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 def read_nir(path: str | os.PathLike) -> nir.NIRGraph:
     """``nir.read(path)`` with every failure one ``ValueError`` naming the file (issue 16).
 
-    A missing file is a ``FileNotFoundError``; a file that is not HDF5, a node of a type this
-    ``nir`` does not know (named with its node), non-UTF-8 names and any other parse failure
-    are ``ValueError`` (``nir`` itself raises a bare ``AssertionError`` for unknown types).
+    ``FileNotFoundError`` for a missing file. Refused: a file that is not HDF5, anything
+    ``nir.read`` or h5py cannot make a graph of (a missing or mistyped field, an unknown node
+    type, an edge to no node), and node parameters that are not numbers or hold NaN.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, not a NIR file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such NIR file")
-    if not h5py.is_hdf5(path):
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(HDF5_MAGIC))
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read the NIR file ({err.strerror or err})") from None
+    if head != HDF5_MAGIC:
         raise ValueError(f"{path}: not a readable NIR graph (not an HDF5 file)")
     try:
-        with h5py.File(path, "r") as f:
-            unknown = [(name, kind) for name, kind in _node_types(f) if kind not in _NIR_TYPES]
-    except (OSError, KeyError, TypeError, ValueError, UnicodeDecodeError) as err:
-        raise ValueError(
-            f"{path}: not a readable NIR graph ({type(err).__name__}: {err})"
-        ) from None
-    if unknown:
-        name, kind = unknown[0]
-        raise ValueError(
-            f"{path}: node {name!r} has type {kind!r}, which nir {nir.__version__} does not know"
-            f" ({len(unknown)} such node{'s' * (len(unknown) > 1)})"
-        )
+        graph = nir.read(path)
+    except Exception as err:  # h5py, numpy and nir's own checks on a foreign file
+        unknown = _unknown_type(path) if isinstance(err, AssertionError) else None
+        if unknown:  # nir says only "AssertionError"
+            raise ValueError(
+                f"{path}: node {unknown[0]!r} has type {unknown[1]!r}, which nir {nir.__version__}"
+                " does not know"
+            ) from None
+        raise ValueError(f"{path}: not a readable NIR graph ({_reason(err)})") from None
+    if not isinstance(graph, nir.NIRGraph):
+        raise ValueError(f"{path}: holds a {type(graph).__name__}, not a NIR graph")
     try:
-        return nir.read(path)
-    except Exception as err:  # nir/h5py raise assertion, key, type, unicode... errors
-        reason = f"{type(err).__name__}: {err}".rstrip(": ")
-        raise ValueError(f"{path}: not a readable NIR graph ({reason})") from None
+        _check_params(graph)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return graph
 
 
-_NIR_TYPES = {
-    name
-    for name in dir(nir)
-    if isinstance(getattr(nir, name), type) and issubclass(getattr(nir, name), nir.NIRNode)
-}
+def _reason(err: BaseException) -> str:
+    text = " ".join(str(err).split())[:200]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-def _node_types(group: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
-    """``(node name, type)`` of every node of a NIR HDF5 group, nested graphs included."""
-    if "node" in group and prefix == "":
-        group = group["node"]
-    kind = group["type"][()] if "type" in group else b"NIRGraph"
-    kind = kind.decode("utf-8") if isinstance(kind, bytes) else str(kind)
-    yield (prefix or "<graph>", kind)
-    if kind == "NIRGraph" and "nodes" in group:
-        for name, child in group["nodes"].items():
-            yield from _node_types(child, f"{prefix}.{name}" if prefix else name)
+def _unknown_type(path: Path) -> tuple[str, str] | None:
+    """The first node (its name, its type) whose type nir has no class for, if any."""
+
+    found: list[tuple[str, str]] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if found or not name.endswith("/type") or not isinstance(obj, h5py.Dataset):
+            return
+        kind = obj[()]
+        kind = kind.decode("utf-8", "replace") if isinstance(kind, bytes) else str(kind)
+        if not isinstance(getattr(nir, kind, None), type):
+            found.append((name.removeprefix("node/").replace("nodes/", "")[: -len("/type")], kind))
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(visit)
+    except Exception:  # the file is damaged beyond naming a node
+        return None
+    return found[0] if found else None
+
+
+def _check_params(graph: nir.NIRGraph, prefix: str = "") -> None:
+    """Every array parameter of every node is numeric and free of NaN."""
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.NIRGraph):
+            _check_params(node, f"{prefix}{name}.")
+            continue
+        for key in ("input", "output"):
+            types = node.input_type if key == "input" else node.output_type
+            value = (types or {}).get(key)
+            arr = np.asarray(value) if value is not None else None
+            if arr is not None and (
+                arr.dtype.kind not in "biuf"
+                or arr.ndim > 1
+                or not np.all(np.isfinite(arr))
+                or np.any(arr < 0)
+                or np.any(arr != np.round(arr))
+            ):
+                shown = " ".join(repr(value).split())[:60]
+                raise ValueError(f"node {prefix}{name!r}: {key} shape {shown} is not sizes >= 0")
+        for field in dataclasses.fields(node) if dataclasses.is_dataclass(node) else ():
+            value = getattr(node, field.name)
+            if field.name in ("input_type", "output_type", "metadata") or value is None:
+                continue
+            if field.name == "padding" and isinstance(value, str | bytes | np.ndarray):
+                if np.asarray(value).dtype.kind in "SUO":  # "same" or "valid"
+                    continue
+            try:
+                arr = np.asarray(value)
+            except ValueError:  # a ragged sequence
+                arr = np.asarray(None)
+            if arr.dtype.kind not in "biuf":
+                shown = " ".join(repr(value).split())[:60]
+                raise ValueError(f"node {prefix}{name!r}: {field.name} {shown} is not numbers")
+            if arr.dtype.kind == "f" and np.isnan(arr).any():
+                raise ValueError(f"node {prefix}{name!r}: {field.name} holds NaN")
 
 
 def int_tuple(value: Any, n: int = 2) -> tuple[int, ...]:

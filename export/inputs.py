@@ -43,23 +43,43 @@ class GraphInputs(NamedTuple):
 
 
 def load_array(path: str | os.PathLike) -> np.ndarray:
-    """One array from a ``.npy`` or a one-array ``.npz`` file, checked by :func:`check_array`."""
+    """One array from a ``.npy`` or a one-array ``.npz`` file, checked by :func:`check_array`.
+
+    Whatever the suffix says, the file's content decides (numpy's magic). A damaged or foreign
+    file is one ``ValueError`` naming it (issue 16), never numpy's zip or header errors.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such input file")
+    if not _numpy_magic(path):  # numpy would try a pickle and suggest allow_pickle=True
+        raise ValueError(f"{path}: not a numpy array file (neither .npy nor .npz)")
     try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
+        loaded = np.load(path, allow_pickle=False)
+        if hasattr(loaded, "files"):  # an .npz archive
+            with loaded as z:
                 if len(z.files) != 1:
                     raise ValueError(f"an .npz input must hold one array, has {z.files}")
                 arr = z[z.files[0]]
         else:
-            arr = np.load(path, allow_pickle=False)
-    except (OSError, EOFError) as err:
-        raise ValueError(f"{path}: not a numpy array file ({err})") from None
-    except ValueError as err:  # object arrays refuse to load without pickle
-        raise ValueError(f"{path}: {err}") from None
+            arr = loaded
+    except ValueError as err:  # object arrays refuse to load without pickle; bad headers
+        raise ValueError(f"{path}: {' '.join(str(err).split())[:200]}") from None
+    except Exception as err:  # zipfile, tokenize, EOF, OS errors of a damaged file
+        reason = " ".join(str(err).split())[:160]
+        raise ValueError(
+            f"{path}: not a numpy array file ({type(err).__name__}: {reason})"
+        ) from None
     return check_array(str(path), arr)
+
+
+def _numpy_magic(path: Path) -> bool:
+    """Whether ``path`` starts like an ``.npy`` file or a zip archive (``.npz``)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read ({err.strerror or err})") from None
+    return head.startswith((b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06"))
 
 
 def check_array(what: str, value: Any) -> np.ndarray:

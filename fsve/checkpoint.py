@@ -93,22 +93,23 @@ def load_checkpoint(
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
     ckpt = _read(path, map_location)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+    fmt = ckpt.get("format") if isinstance(ckpt, dict) else None
+    if not (isinstance(fmt, str) and fmt == FORMAT):  # values may be tensors (issue 16)
+        found = _shown(fmt) if isinstance(ckpt, dict) else repr(type(ckpt).__name__)
         raise CheckpointError(
-            f"{path}: not an fsve checkpoint (format {found!r}, expected {FORMAT!r})"
+            f"{path}: not an fsve checkpoint (format {found}, expected {FORMAT!r})"
         )
-    if ckpt.get("version") != VERSION:
+    version = ckpt.get("version")
+    if type(version) is not int or version != VERSION:
         raise CheckpointError(
-            f"{path}: checkpoint version {ckpt.get('version')!r} is not supported"
-            f" (expected {VERSION})"
+            f"{path}: checkpoint version {_shown(version)} is not supported (expected {VERSION})"
         )
     missing = [key for key in REQUIRED if key not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {missing}")
-    if ckpt["kind"] not in KINDS:
+    if not isinstance(ckpt["kind"], str) or ckpt["kind"] not in KINDS:
         raise CheckpointError(
-            f"{path}: unknown model kind {ckpt['kind']!r}; expected {list(KINDS)}"
+            f"{path}: unknown model kind {_shown(ckpt['kind'])}; expected {list(KINDS)}"
         )
     if kind is not None and ckpt["kind"] != kind:
         raise CheckpointError(f"{path}: holds a {ckpt['kind']!r} model, expected {kind!r}")
@@ -277,7 +278,7 @@ def check_config(ckpt: Mapping[str, Any], path: str | os.PathLike = "<checkpoint
         with torch.device("meta"):
             shell = BUILDERS[ckpt["kind"]](ckpt["config"])
     except (ValueError, TypeError) as err:
-        raise CheckpointError(f"{path}: bad model config ({err})") from None
+        raise CheckpointError(f"{path}: bad model config ({_one_line(err)})") from None
     implied = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
     stored = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
     if implied == stored:
@@ -298,6 +299,16 @@ def check_config(ckpt: Mapping[str, Any], path: str | os.PathLike = "<checkpoint
     )
 
 
+def _shown(value: Any) -> str:
+    """A stored value for a message: its repr on one line, at most 60 characters."""
+    return " ".join(repr(value).split())[:60]
+
+
+def _one_line(err: BaseException) -> str:
+    """``err`` as one short line (a tensor's repr in a message spans lines)."""
+    return " ".join(str(err).split())[:200] or type(err).__name__
+
+
 def _count(shapes: Mapping[str, tuple[int, ...]]) -> str:
     n = sum(math.prod(shape) for shape in shapes.values())
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
@@ -316,7 +327,7 @@ def build_model(ckpt: Mapping[str, Any], path: str | os.PathLike = "<checkpoint>
     try:
         model = BUILDERS[ckpt["kind"]](ckpt["config"])
     except (ValueError, TypeError) as err:
-        raise CheckpointError(f"{path}: bad model config ({err})") from None
+        raise CheckpointError(f"{path}: bad model config ({_one_line(err)})") from None
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError as err:

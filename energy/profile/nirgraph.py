@@ -61,7 +61,7 @@ def profile_nir(
     a MAC). Raises ``ValueError`` (one line) for a node type without a counting rule, or inputs
     of the wrong shape, non-numeric or not finite.
     """
-    from export.graph import DT_S, NEURON_TYPES, read_nir
+    from export.graph import DT_S, NEURON_TYPES
     from export.inputs import LAYOUTS
     from export.sim import Simulator
 
@@ -71,15 +71,18 @@ def profile_nir(
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     network = "NIR graph"
-    if isinstance(graph, str | os.PathLike):
-        network = f"NIR graph {Path(graph).name}"
-        try:
-            graph = read_nir(graph)
-        except FileNotFoundError as err:
-            raise ValueError(str(err)) from None
-    sim = Simulator(graph, DT_S if dt is None else dt)
-    rules = {name: _rule_of(name, node) for name, node in sim.nodes.items()}
-    given = _time_batch(sim, inputs, layout)
+    source = Path(graph) if isinstance(graph, str | os.PathLike) else None
+    if source is not None:
+        network = f"NIR graph {source.name}"
+        graph = _read_graph(source)
+    try:
+        sim = Simulator(graph, DT_S if dt is None else dt)
+        rules = {name: _rule_of(name, node) for name, node in sim.nodes.items()}
+        given = _time_batch(sim, inputs, layout)
+    except ValueError as err:  # the graph's nodes or Inputs: name the file it came from
+        if source is None:
+            raise
+        raise ValueError(f"{source}: {err}") from None
     steps, batch = next(iter(given.values())).shape[:2]
     if steps == 0 or batch == 0:
         raise ValueError(f"no samples to profile: inputs have shape [T, B] = [{steps}, {batch}]")
@@ -87,7 +90,8 @@ def profile_nir(
         out = sim.run(given, record="all")
     except RuntimeError as err:  # torch refusing a shape inside a node, e.g. a conv's input
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"the simulator failed on this input: {first}") from None
+        where = f"{source}: " if source is not None else ""
+        raise ValueError(f"{where}the simulator failed on this input: {first}") from None
     collector = Collector(nn.Module(), event_driven=True, time_steps=steps)
     batches = [(1, _count_sample(sim, rules, out, b, collector)) for b in range(batch)]
     is_snn = any(isinstance(node, NEURON_TYPES) for node in sim.nodes.values())
@@ -97,6 +101,14 @@ def profile_nir(
     )
     report.checkpoint_kind = "nir"
     return report
+
+
+def _read_graph(path: Path) -> nir.NIRGraph:
+    if not path.is_file():
+        raise ValueError(f"{path}: no such NIR file")
+    from export.graph import read_nir
+
+    return read_nir(path)
 
 
 def _time_batch(sim: Any, inputs: Any, layout: str) -> dict[str, torch.Tensor]:

@@ -117,13 +117,16 @@ def load_run(path: str | Path) -> tuple[LavaGraph, dict[str, np.ndarray], dict[s
         record, layers = tuple(meta["record"]), meta["record_layers"]
     except KeyError as err:
         raise ValueError(f"{path}: not a complete {FORMAT} file (no {err})") from None
-    except (TypeError, ValueError, AttributeError, IndexError) as err:
+    except (TypeError, ValueError, AttributeError, IndexError, OverflowError) as err:
         raise ValueError(f"{path}: {err}") from None
-    bad = [v for v in record if v not in RECORD_VARS]
-    if bad or not (layers is None or all(isinstance(x, str) for x in layers)):
-        raise ValueError(f"{path}: record must name {RECORD_VARS}, layers a list of names")
+    bad = [v for v in record if not isinstance(v, str) or v not in RECORD_VARS]
+    names = {str(layer.name) for layer in graph.layers}
+    if bad or not (layers is None or (isinstance(layers, list) and set(map(str, layers)) <= names)):
+        raise ValueError(
+            f"{path}: record must name {RECORD_VARS}, record_layers layers of {sorted(names)}"
+        )
     for name, x in inputs.items():
-        shape = graph.inputs.get(name)
+        shape = graph.inputs.get(name) if isinstance(name, str) else None
         if shape is None:
             raise ValueError(f"{path}: input {name!r} is not an input of the graph")
         if x.dtype.kind not in "biu" or x.shape[1:] != tuple(shape) or x.ndim < 2:
@@ -162,6 +165,8 @@ def _read_meta(path: Path, meta: np.ndarray | None) -> dict[str, Any]:
         raise ValueError(f"{path}: not a {FORMAT} file (no JSON 'meta' string)")
     try:
         data = json.loads(str(meta))
+    except RecursionError:
+        raise ValueError(f"{path}: not a {FORMAT} file (meta nested too deeply)") from None
     except ValueError as err:
         raise ValueError(f"{path}: not a {FORMAT} file (meta is not JSON: {err})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:

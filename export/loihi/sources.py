@@ -50,8 +50,6 @@ def load_graph(path: Path) -> tuple[Any, Any]:
 
     if path.suffix != ".nir":
         raise ValueError(f"{path}: expected a .nir graph")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such NIR file")
     graph = read_nir(path)
     hp = host_path_for(path)
     return graph, HostProgram.load(hp) if hp.is_file() else None

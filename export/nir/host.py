@@ -204,15 +204,24 @@ class HostProgram(nn.Module):
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> HostProgram:
-        if d.get("format") != HOST_FORMAT or d.get("version") != HOST_VERSION:
+        fmt, version = d.get("format"), d.get("version")
+        if not (isinstance(fmt, str) and fmt == HOST_FORMAT and type(version) is int) or (
+            version != HOST_VERSION
+        ):
             raise ValueError(
                 f"not a host program (format {d.get('format')!r} version {d.get('version')!r};"
                 f" expected {HOST_FORMAT!r} {HOST_VERSION})"
             )
         ops = []
+        if not isinstance(d.get("ops"), list) or not all(
+            isinstance(d.get(k), str) for k in ("input_name", "input_layout")
+        ):
+            raise ValueError("ops must be a list, input_name and input_layout strings")
         for s in d["ops"]:
-            if s.get("kind") not in HOST_OPS:
-                raise ValueError(f"unknown host op kind {s.get('kind')!r}")
+            if not isinstance(s, Mapping) or s.get("kind") not in HOST_OPS:
+                kind = s.get("kind") if isinstance(s, Mapping) else type(s).__name__
+                raise ValueError(f"unknown host op kind {kind!r}")
+            _check_spec(s)
             ops.append(HOST_OPS[s["kind"]].from_spec(s))
         return cls(ops, d["input_name"], d["input_layout"])
 
@@ -226,21 +235,64 @@ class HostProgram(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> HostProgram:
-        """Read ``OUT.host.pt``; a missing file is ``FileNotFoundError``, anything that is not
-        a host program (foreign, truncated, pickled objects, a bad op) one ``ValueError``
-        naming the file (issue 16, case 8)."""
+        """Read ``OUT.host.pt`` (tensors and plain values only: ``weights_only``).
+
+        ``FileNotFoundError`` for a missing file; anything else that is not a well-formed host
+        program (random bytes, a truncated file, other pickled objects, fields of the wrong
+        type or shape) is one ``ValueError`` naming the file (issue 16).
+        """
         from fsve.checkpoint import load_torch_file
 
         path = Path(path)
-        data = load_torch_file(path, "export.nir host program")
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: not an export.nir host program ({type(data).__name__})")
+        data = load_torch_file(path, "export.nir host program")  # one line naming the file
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{path}: not a host program (holds a {type(data).__name__})")
         try:
             return cls.from_dict(data)
-        except KeyError as err:
-            raise ValueError(f"{path}: not a complete host program (no {err})") from None
-        except (TypeError, ValueError, AttributeError, IndexError, RuntimeError) as err:
-            raise ValueError(f"{path}: {err}") from None
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            reason = " ".join(str(err).split())[:160] or type(err).__name__
+            raise ValueError(f"{path}: bad host program ({reason})") from None
+
+
+def _check_spec(s: Mapping[str, Any]) -> None:
+    """Types and shapes of one host op spec (a file may hold anything; issue 16)."""
+    what = f"host op {s.get('name')!r}"
+    inputs = s.get("inputs")
+    names = [s.get("name"), s.get("output"), *(inputs if isinstance(inputs, list | tuple) else [])]
+    if not isinstance(inputs, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{what}: name, inputs and output must be strings")
+    grid = s.get("grid")
+    if not (isinstance(grid, list | tuple) and len(grid) == 2 and all(_count(g) for g in grid)):
+        raise ValueError(f"{what}: grid must be two positive integers, got {grid!r}")
+    if s["kind"] == "esdsa":
+        if len(s["inputs"]) != 3 or not _count(s.get("heads")):
+            raise ValueError(f"{what}: needs 3 inputs and a positive number of heads")
+        _tensor(what, s, "count_threshold", (s["heads"],))
+        _tensor(what, s, "out_threshold", (None,))
+    else:
+        weight = _tensor(what, s, "weight", (None, None))
+        if len(s["inputs"]) != 1:
+            raise ValueError(f"{what}: a readout reads one input")
+        if s.get("bias") is not None:
+            _tensor(what, s, "bias", (weight.shape[0],))
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _tensor(what: str, s: Mapping[str, Any], key: str, shape: tuple) -> torch.Tensor:
+    """``s[key]``: a finite real tensor of ``shape`` (``None``: any size on that axis)."""
+    t = s.get(key)
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+        raise ValueError(f"{what}: {key} must be a float tensor, got {type(t).__name__}")
+    if t.ndim != len(shape) or any(
+        n is not None and n != m for n, m in zip(shape, t.shape, strict=True)
+    ):
+        raise ValueError(f"{what}: {key} has shape {list(t.shape)}, expected {list(shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{what}: {key} holds NaN or Inf")
+    return t
 
 
 def write_nir(path: str | os.PathLike, graph: nir.NIRGraph) -> Path:

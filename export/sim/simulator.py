@@ -53,8 +53,9 @@ class Simulator:
         device: str | torch.device = "cpu",
         accumulate: torch.dtype | None = None,
     ) -> None:
-        if isinstance(graph, str | Path):
-            graph = read_nir(graph)
+        source = graph if isinstance(graph, str | Path) else None
+        if source is not None:
+            graph = read_nir(source)
         if not isinstance(graph, nir.NIRGraph):
             raise ValueError(f"expected a nir.NIRGraph or a file, got {type(graph).__name__}")
         if not (isinstance(dt, int | float) and np.isfinite(dt) and dt > 0):
@@ -65,6 +66,15 @@ class Simulator:
                 raise ValueError(f"{what} must be torch.float32 or torch.float64, got {value}")
         self.dt, self.dtype, self.device = float(dt), dtype, torch.device(device)
         self.accumulate = accumulate
+        try:
+            self._compile(graph)
+        except ValueError as err:  # a graph read from a file: the message names it
+            if source is None:
+                raise
+            raise ValueError(f"{source}: {err}") from None
+
+    def _compile(self, graph: nir.NIRGraph) -> None:
+        """Flatten ``graph`` and build one kernel per node, in topological order."""
         self.nodes, edges = flatten_graph(graph)
         self.preds: dict[str, list[str]] = {n: [] for n in self.nodes}
         for src, dst in edges:
@@ -77,7 +87,7 @@ class Simulator:
                     f"node {name!r}: NIR type {type(node).__name__} is not supported by the"
                     f" simulator (supported: {', '.join(t.__name__ for t in KERNELS)})"
                 )
-            ctx = KernelContext(name, self.dt, dtype, self.device, accumulate)
+            ctx = KernelContext(name, self.dt, self.dtype, self.device, self.accumulate)
             self.kernels[name] = factory(node, ctx)
         self.inputs = [
             n for n, node in self.nodes.items() if isinstance(node, nir.Input) and not self.preds[n]

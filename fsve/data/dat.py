@@ -66,7 +66,10 @@ def unpack_frames(packed: np.ndarray, height: int, width: int, flipud: bool = Tr
 def count_frames(path: PathLike, height: int, width: int) -> int:
     """Number of frames in a ``.dat`` file of ``height x width`` frames, validating its size."""
     path = Path(path)
-    nbytes = frame_bytes(height, width)
+    try:
+        nbytes = frame_bytes(height, width)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such .dat file")
     size = path.stat().st_size

@@ -103,6 +103,9 @@ def read_manifest(folder: str | os.PathLike, check_files: bool = True) -> pd.Dat
         label = int(names.idxmax())
         raise ValueError(f"{path}: label {label} has several class names; one per label")
     _check_labels(path, table)
+    blank = table["path"].isna() | (table["path"].astype(str).str.strip() == "")
+    if blank.any():  # found by fuzzing: an empty path cell was a float NaN and a TypeError
+        raise ValueError(f"{path}: row {_rows(blank)}: no path; every sample needs a .dat file")
     table["file"] = [str(p if Path(p).is_absolute() else folder / p) for p in table["path"]]
     if check_files:
         for row, (file, h, w, n) in enumerate(
