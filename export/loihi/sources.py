@@ -91,6 +91,9 @@ def dataset_measurement(
     if graph is None:
         export = to_nir(model, calib["spikes"][:batch_size])
         graph, host = export.graph, export.host
+    elif model is not None:  # the prompts must come from the model the graph was exported from
+        check_graph_matches(graph, to_nir(model, calib["spikes"][:1], verify=False).graph, path,
+                            Path(checkpoint))  # fmt: skip
     dt = graph_dt(graph, dt)
     split_model = SplitModel(graph, host or HostProgram(), dt, accumulate=torch.float64)
     classes = None if model is None else class_prompt_embeddings(model, ckpt, dataset.class_names)
@@ -100,6 +103,39 @@ def dataset_measurement(
         samples, n_cal, classes, str(data), split, f"{samples} clips of {data} {split}",
         f"{n_cal} train clips",
     )  # fmt: skip
+
+
+def check_graph_matches(graph: Any, exported: Any, path: Path, checkpoint: Path) -> None:
+    """Refuse ``--checkpoint`` when the graph at ``path`` is not what it exports to: the same
+    node names and types, and equal parameters (so its class prompts belong to this graph)."""
+
+    def params(node: Any) -> dict[str, np.ndarray]:
+        keys = ("weight", "bias", "tau", "r", "v_threshold", "v_leak", "v_reset", "tau_mem")
+        return {k: np.asarray(getattr(node, k)) for k in keys if hasattr(node, k)}
+
+    why = None
+    if set(graph.nodes) != set(exported.nodes):
+        only = sorted(set(graph.nodes) ^ set(exported.nodes))[:3]
+        why = f"their nodes differ ({', '.join(only)} ...)"
+    else:
+        for name, node in graph.nodes.items():
+            other = exported.nodes[name]
+            if type(node) is not type(other):
+                why = f"node {name!r} is {type(node).__name__} in the graph, "
+                why += f"{type(other).__name__} in the checkpoint"
+                break
+            a, b = params(node), params(other)
+            if set(a) != set(b) or any(
+                a[k].shape != b[k].shape or not np.allclose(a[k], b[k], rtol=1e-4, atol=1e-6)
+                for k in a
+            ):
+                why = f"the parameters of node {name!r} differ"
+                break
+    if why:
+        raise ValueError(
+            f"--checkpoint {checkpoint} is not the model {path} was exported from ({why}); its"
+            " class prompts would give a meaningless Top-1"
+        )
 
 
 def input_measurement(

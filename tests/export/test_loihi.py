@@ -518,6 +518,34 @@ def test_cli_reports_float_and_fixed(micro_fsve, micro_checkpoint, tiny_data, tm
     assert "no dataset" in capsys.readouterr().err
 
 
+def test_an_unrelated_checkpoint_for_a_graph_is_refused(
+    micro_fsve, micro_checkpoint, tiny_data, tmp_path, capsys
+):
+    """Issue 16, item 11: class prompts from a checkpoint the graph was not exported from would
+    give a meaningless Top-1; the command says so in one line (exit 2), naming both files."""
+    import torch
+
+    from export.nir import to_nir
+    from fsve.checkpoint import load_checkpoint, save_checkpoint
+    from fsve.data.dataset import SpikeDataset
+
+    x = SpikeDataset(tiny_data, "test")[0]["spikes"][None]
+    nir_path, _ = to_nir(micro_fsve, x).save(tmp_path / "g" / "fsve.nir")
+    stored = load_checkpoint(micro_checkpoint)
+    state = {k: v.clone() for k, v in stored["state_dict"].items()}
+    conv = next(k for k, v in state.items() if k.endswith("weight") and v.ndim == 4)
+    state[conv] += 0.5 * torch.randn(state[conv].shape, generator=torch.Generator().manual_seed(0))
+    other = save_checkpoint(
+        tmp_path / "other.pt", "fsve", micro_fsve.cfg, state,
+        tokenizer=stored["tokenizer"], classes=stored["classes"],
+    )  # fmt: skip
+    argv = [str(nir_path), "--data", str(tiny_data), "--samples", "2", "--calibration", "2"]
+    assert main([*argv, "--checkpoint", str(other), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--checkpoint {other} is not the model {nir_path}" in err
+    assert "differ" in err and not (tmp_path / "r").exists()
+
+
 def test_cli_bad_counts_are_one_line_usage_errors(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["fsve.pt", "--samples", "0"])
