@@ -236,6 +236,11 @@ def _tensor_of(item: Any) -> torch.Tensor:
         raise ValueError(
             f"inputs must be tensors or dicts with 'spikes', got {type(item).__name__}"
         )
+    if item.is_complex():
+        raise ValueError(f"inputs must be real numbers, got dtype {item.dtype}")
+    if item.is_floating_point() and not bool(torch.isfinite(item).all()):
+        bad = int(item.numel() - int(torch.isfinite(item).sum()))
+        raise ValueError(f"inputs hold {bad} NaN or infinite values: counts would be meaningless")
     return item
 
 

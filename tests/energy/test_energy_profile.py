@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 
 from energy.profile import main, profile_checkpoint, profile_model
 from energy.report import LAYER_COLUMNS, SUMMARY_COLUMNS
@@ -306,3 +307,17 @@ def test_every_report_carries_its_provenance(micro_fsve, clips, tmp_path):
     assert prov["norm"] == "fold" and prov["convention"] == "simple"
     saved = json.loads(report.save(tmp_path)["provenance"].read_text())
     assert saved == json.loads(json.dumps(prov))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "complex"])
+def test_non_finite_or_complex_inputs_are_refused(value):
+    """Issue 16, item 3: a NaN, Inf or complex input gives one line, not a table of zeros."""
+    net = nn.Sequential(nn.Linear(4, 3))
+    if value == "complex":
+        x, match = torch.zeros(2, 4, dtype=torch.complex64), "real numbers"
+    else:
+        x, match = torch.zeros(2, 4), "1 NaN or infinite"
+        x[0, 0] = value
+    with pytest.raises(ValueError, match=match) as err:
+        profile_model(net, x)
+    assert "\n" not in str(err.value)
