@@ -21,7 +21,8 @@ def _fanout_1d(n_in: int, n_out: int, k: int, stride: int, pad_left: int, dilati
     return f
 
 
-def conv_fanout(
+@functools.lru_cache(maxsize=512)
+def shared_fanout(
     in_size: tuple[int, ...],
     out_size: tuple[int, ...],
     kernel: tuple[int, ...],
@@ -29,30 +30,13 @@ def conv_fanout(
     pad_left: tuple[int, ...],
     dilation: tuple[int, ...],
 ) -> torch.Tensor:
-    """``fanout[*S]`` (float64): output positions x taps reached by each input position.
+    """``fanout[*S]`` (float64, CPU): output positions x taps reached by each input position,
+    built once per geometry per process (issue 15: every ``profile_model`` call used to rebuild
+    it in Python loops). Read it, never write it; :func:`conv_fanout` gives a fresh copy.
 
     Equals ``conv_transpose(ones(out_size), ones(kernel))`` cropped to ``in_size``; zero padding
-    on the left by ``pad_left`` (right padding only shows in ``out_size``). A fresh tensor;
-    :func:`shared_fanout` caches it per geometry.
+    on the left by ``pad_left`` (right padding only shows in ``out_size``).
     """
-    return _fanout(in_size, out_size, kernel, stride, pad_left, dilation).clone()
-
-
-@functools.lru_cache(maxsize=512)
-def shared_fanout(*key: tuple[int, ...]) -> torch.Tensor:
-    """:func:`conv_fanout` on the CPU, built once per geometry per process (issue 15: every
-    ``profile_model`` call used to rebuild it in Python loops). Read it, never write it."""
-    return _fanout(*key)
-
-
-def _fanout(
-    in_size: tuple[int, ...],
-    out_size: tuple[int, ...],
-    kernel: tuple[int, ...],
-    stride: tuple[int, ...],
-    pad_left: tuple[int, ...],
-    dilation: tuple[int, ...],
-) -> torch.Tensor:
     maps = [
         torch.tensor(_fanout_1d(n, o, k, s, p, d), dtype=torch.float64)
         for n, o, k, s, p, d in zip(
@@ -63,6 +47,18 @@ def _fanout(
     for m in maps[1:]:
         fan = fan.unsqueeze(-1) * m  # outer product, [*S]
     return fan
+
+
+def conv_fanout(
+    in_size: tuple[int, ...],
+    out_size: tuple[int, ...],
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    pad_left: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> torch.Tensor:
+    """:func:`shared_fanout` as a fresh tensor the caller may modify."""
+    return shared_fanout(in_size, out_size, kernel, stride, pad_left, dilation).clone()
 
 
 def conv_pads(m: nn.modules.conv._ConvNd, nsp: int) -> tuple[int, ...]:

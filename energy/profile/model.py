@@ -191,7 +191,7 @@ class _Run:
     batches: list[tuple[int, dict[str, LayerRecord]]] = field(default_factory=list)
 
     def step(self, x: torch.Tensor, batch: int, audit: bool) -> None:
-        _reset_states(self.collector.modules)
+        reset_states(self.collector.modules)  # the frameworks' neuron state, per batch
         self.collector.begin_batch(batch)
         with Audit(self.collector) if audit else nullcontext():
             out = self.forward(x)
@@ -214,11 +214,6 @@ def _is_snn(model: nn.Module) -> bool:
 
     neuron_types: tuple[type, ...] = (LIF, SN, *spiking_types())
     return any(isinstance(m, neuron_types) for m in model.modules())
-
-
-def _reset_states(modules: Iterable[nn.Module]) -> None:
-    """Reset the neuron state frameworks keep in modules, before each batch."""
-    reset_states(modules)
 
 
 def _batches(inputs: Any) -> Iterable[Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from fsve.data.manifest import MANIFEST_NAME, read_manifest
 
-__all__ = ["CHUNK_BYTES", "data_identity", "data_sha256"]
+__all__ = ["CHUNK_BYTES", "data_identity", "data_sha256", "file_sha256"]
 
 CHUNK_BYTES = 1 << 20  # read size while hashing
 EXTRA_FILES = ("synth_config.json",)  # hashed too when present (the generator's settings)
@@ -24,9 +24,20 @@ EXTRA_FILES = ("synth_config.json",)  # hashed too when present (the generator's
 def _update(digest: Any, label: str, path: Path) -> None:
     """Feed ``label``, the file's size and its bytes into ``digest``."""
     digest.update(f"{label}\0{path.stat().st_size}\0".encode())
+    _feed(digest, path)
+
+
+def _feed(digest: Any, path: Path) -> None:
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK_BYTES):
             digest.update(chunk)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of one file's bytes (e.g. a teacher checkpoint)."""
+    digest = hashlib.sha256()
+    _feed(digest, Path(path))
+    return digest.hexdigest()
 
 
 def data_sha256(root: str | os.PathLike) -> str:

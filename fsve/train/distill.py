@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fsve.data.identity import file_sha256
 from fsve.train.common import (
     RunStart,
     check_size,
@@ -55,7 +56,7 @@ from fsve.train.losses import (
     prompt_bank,
     teacher_block_embeddings,
 )
-from fsve.train.runfolder import check_config, file_sha256, mismatch
+from fsve.train.runfolder import check_config, mismatch
 from fsve.train.seeding import seed_everything
 
 __all__ = [

@@ -14,7 +14,6 @@ A refusal raises before any file of the run folder is touched.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,7 +27,6 @@ __all__ = [
     "check_resume_data",
     "check_splits",
     "earlier_run_files",
-    "file_sha256",
     "guard_new_run",
     "mismatch",
     "remove_run_files",
@@ -93,15 +91,6 @@ def check_splits(data: str | os.PathLike) -> None:
     for split, use in SPLIT_USE.items():
         if int(counts.get(split, 0)) == 0:
             raise UsageError(f"{data}: split {split!r} has no samples; the run needs it {use}")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (a teacher checkpoint)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_resume_data(stored: Mapping[str, Any], data: str | os.PathLike) -> dict[str, str]:

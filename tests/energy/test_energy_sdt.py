@@ -8,28 +8,12 @@ import re
 import numpy as np
 import pytest
 import torch
+from test_energy_conventions import SYN  # one spike-driven conv call, 360 dense MACs
 from torch import nn
 
 from energy.conventions import derive
 from energy.profile import profile_model
 from fsve.nn.neurons import LIF
-
-# one conv call on spikes: 10 input spikes among 50 inputs, 360 dense MACs (see
-# test_energy_conventions.SYN)
-SYN = {
-    "calls": 1,
-    "dense_macs": 360,
-    "sops": 70,
-    "sops_nominal": 90,
-    "macs": 0,
-    "spikes_in": 10,
-    "in_numel": 50,
-    "in_numel_real": 0,
-    "out_numel": 40,
-    "out_numel_real": 0,
-    "lemaire_in_dense": 360,
-    "lemaire_in_real": 0,
-}
 
 
 def test_sdt_synapse_is_rate_times_flops_and_nothing_else():
